@@ -1,0 +1,14 @@
+"""dl2: a small deep-learning layer library for the CPU, on the fastconv kernels.
+
+Layers have an explicit ``forward`` and ``backward`` (see :mod:`dl2.module`); networks are built with
+:class:`dl2.Sequential` and trained with :class:`dl2.Trainer`.
+"""
+from .module import MODULES, Module, Parameter, from_config
+
+# --- layers, activations, losses, init, gradcheck (dl2.layers, dl2.losses, dl2.init, dl2.gradcheck) ---
+
+# --- optimizers and data (dl2.optim, dl2.data) ---
+
+# --- containers, serialization, trainer (dl2.containers, dl2.serialization, dl2.trainer) ---
+
+__version__ = "0.1.0"
