@@ -1,0 +1,59 @@
+"""Mini-batch iteration over in-memory arrays."""
+import numpy as np
+
+__all__ = ["DataLoader"]
+
+
+class DataLoader:
+    """Iterate ``(xb, tb)`` mini-batches of ``x`` ``(N, ...)`` and ``t`` ``(N, ...)``.
+
+    With ``shuffle`` every epoch (every ``iter()``) visits the samples in a new permutation drawn from the
+    loader's own ``np.random.Generator`` (seeded by ``seed``), each sample exactly once. The last, smaller
+    batch is kept unless ``drop_last``. ``transform`` (e.g. a :mod:`dl2.data.augment` pipeline) is applied
+    to each ``xb``. Batches are copies, so modifying them never changes ``x`` or ``t``.
+    """
+
+    def __init__(self, x, t, batch_size, shuffle=True, seed=None, drop_last=False, transform=None):
+        x, t = np.asarray(x), np.asarray(t)
+        if x.ndim == 0 or t.ndim == 0:
+            raise ValueError("DataLoader: x and t must be arrays with a sample axis")
+        if len(x) == 0:
+            raise ValueError("DataLoader: empty dataset")
+        if len(x) != len(t):
+            raise ValueError(f"DataLoader: x has {len(x)} samples but t has {len(t)}")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size <= 0:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if drop_last and batch_size > len(x):
+            raise ValueError(f"DataLoader: drop_last with batch_size {batch_size} > {len(x)} samples "
+                             "would give no batches")
+        if transform is not None and not callable(transform):
+            raise TypeError("DataLoader: transform must be callable")
+        self.x, self.t = x, t
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.transform = transform
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def num_samples(self):
+        return len(self.x)
+
+    def __len__(self):
+        """Number of batches per epoch."""
+        n, b = len(self.x), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        n = len(self.x)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            xb, tb = self.x[idx], self.t[idx]
+            if self.transform is not None:
+                xb = self.transform(xb)
+            yield xb, tb
+
+    def __repr__(self):
+        return (f"DataLoader({len(self.x)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"drop_last={self.drop_last}, {len(self)} batches)")

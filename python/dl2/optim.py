@@ -1,0 +1,353 @@
+"""Optimizers, learning-rate schedules and gradient clipping.
+
+Every optimizer takes ``params`` (a list of :class:`dl2.Parameter`, e.g. ``model.parameters()``) and updates
+``p.data`` in place from ``p.grad``, in the parameter's own dtype::
+
+    opt = Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    for xb, tb in loader:
+        opt.zero_grad()
+        loss = criterion(model(xb), tb) + opt.penalty()
+        model.backward(criterion.backward())
+        opt.step()
+
+Regularisation is added to the gradient (never written into ``p.grad``) for parameters whose
+``regularize`` flag is True (or all of them with ``regularize_all=True``)::
+
+    g = p.grad + weight_decay * w + l1 * sign(w)
+
+which is exactly the gradient of :meth:`Optimizer.penalty`, ``0.5 * weight_decay * sum(w**2) + l1 * sum(|w|)``
+(note the ½: ``weight_decay`` is the coefficient of ``w`` in the gradient). Adding ``penalty()`` to the loss is
+only for reporting; the optimizer already applies the gradient.
+"""
+import math
+
+import numpy as np
+
+from .module import Parameter
+
+__all__ = [
+    "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam",
+    "StepLR", "CosineLR", "clip_grad_norm",
+]
+
+
+def _as_param_list(params, who):
+    """A list of distinct Parameters (shared ones kept once, in first-seen order)."""
+    if isinstance(params, Parameter):
+        raise TypeError(f"{who}: params must be a list of Parameter, not a single Parameter")
+    if hasattr(params, "parameters") and callable(params.parameters):
+        raise TypeError(f"{who}: pass model.parameters(), not the model itself")
+    out, seen = [], set()
+    for p in params:
+        if not isinstance(p, Parameter):
+            raise TypeError(f"{who}: expected Parameter, got {type(p).__name__}")
+        if id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    if not out:
+        raise ValueError(f"{who}: empty params list (does the model have parameters? was it built?)")
+    return out
+
+
+def _check_positive(name, value, who):
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{who}: {name} must be a positive finite number, got {value}")
+    return value
+
+
+def _check_nonneg(name, value, who):
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{who}: {name} must be >= 0, got {value}")
+    return value
+
+
+def _check_unit(name, value, who):
+    """A coefficient in [0, 1)."""
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{who}: {name} must be in [0, 1), got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class. Subclasses set ``state_names`` and implement ``_update(p, g, state)``.
+
+    ``state`` is a list (one entry per parameter) of dicts ``name -> array`` shaped like the parameter.
+    ``t`` counts the calls to :meth:`step`; ``lr`` may be changed between steps (schedules do).
+    """
+
+    state_names = ()
+
+    def __init__(self, params, lr, weight_decay=0.0, l1=0.0, regularize_all=False):
+        who = type(self).__name__
+        self.params = _as_param_list(params, who)
+        self.lr = _check_positive("lr", lr, who)
+        self.weight_decay = _check_nonneg("weight_decay", weight_decay, who)
+        self.l1 = _check_nonneg("l1", l1, who)
+        self.regularize_all = bool(regularize_all)
+        self.t = 0
+        self.state = [{name: np.zeros_like(p.data) for name in self.state_names} for p in self.params]
+
+    # ----------------------------------------------------------------- regularisation
+    def _regularized(self, p):
+        return self.regularize_all or p.regularize
+
+    def _gradient(self, p):
+        """A fresh array: ``p.grad`` plus the weight-decay / L1 terms where they apply."""
+        g = np.array(p.grad, dtype=p.data.dtype, copy=True)
+        if self._regularized(p):
+            if self.weight_decay:
+                g += self.weight_decay * p.data
+            if self.l1:
+                g += self.l1 * np.sign(p.data)
+        return g
+
+    def penalty(self):
+        """``0.5 * weight_decay * sum(w**2) + l1 * sum(|w|)`` over the regularised parameters (a float)."""
+        total = 0.0
+        for p in self.params:
+            if self._regularized(p):
+                w = p.data.astype(np.float64, copy=False)
+                if self.weight_decay:
+                    total += 0.5 * self.weight_decay * float(np.sum(w * w))
+                if self.l1:
+                    total += self.l1 * float(np.sum(np.abs(w)))
+        return total
+
+    # ----------------------------------------------------------------- stepping
+    def step(self):
+        """Update every parameter once from its current ``grad`` (in place)."""
+        self.t += 1
+        for p, state in zip(self.params, self.state):
+            self._update(p, self._gradient(p), state)
+
+    def _update(self, p, g, state):
+        raise NotImplementedError
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad[...] = 0
+
+    # ----------------------------------------------------------------- checkpointing
+    def state_dict(self):
+        """Flat dict for ``np.savez``: ``optimizer``, ``step``, ``lr`` and ``state.<i>.<name>`` arrays (copies)."""
+        out = {"optimizer": type(self).__name__, "step": self.t, "lr": self.lr}
+        for i, state in enumerate(self.state):
+            for name, array in state.items():
+                out[f"state.{i}.{name}"] = array.copy()
+        return out
+
+    def load_state_dict(self, state):
+        """Restore from :meth:`state_dict` output (or a loaded ``.npz``); shapes must match this optimizer."""
+        who = type(self).__name__
+        kind = str(np.asarray(state.get("optimizer", who)))
+        if kind != who:
+            raise ValueError(f"{who}.load_state_dict: state was saved by {kind}")
+        expected = {f"state.{i}.{name}" for i, s in enumerate(self.state) for name in s} | {"step", "lr"}
+        given = {k for k in state if k != "optimizer"}
+        if expected != given:
+            raise KeyError(f"{who}.load_state_dict: missing keys {sorted(expected - given)}, "
+                           f"unexpected keys {sorted(given - expected)}")
+        for i, s in enumerate(self.state):
+            for name, target in s.items():
+                value = np.asarray(state[f"state.{i}.{name}"])
+                if value.shape != target.shape:
+                    raise ValueError(f"{who}.load_state_dict: state.{i}.{name} has shape {value.shape}, "
+                                     f"expected {target.shape}")
+        for i, s in enumerate(self.state):
+            for name, target in s.items():
+                target[...] = np.asarray(state[f"state.{i}.{name}"])
+        self.t = int(np.asarray(state["step"]))
+        self.lr = float(np.asarray(state["lr"]))
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay}, l1={self.l1}, "
+                f"{len(self.params)} params)")
+
+
+class SGD(Optimizer):
+    """Plain gradient descent: ``w <- w - lr * g``."""
+
+    def _update(self, p, g, state):
+        g *= self.lr
+        p.data -= g
+
+
+class Momentum(Optimizer):
+    """Classical momentum: ``v <- momentum * v - lr * g``; ``w <- w + v``."""
+
+    state_names = ("v",)
+
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0, l1=0.0, regularize_all=False):
+        super().__init__(params, lr, weight_decay, l1, regularize_all)
+        self.momentum = _check_unit("momentum", momentum, type(self).__name__)
+
+    def _update(self, p, g, state):
+        v = state["v"]
+        v *= self.momentum
+        v -= self.lr * g
+        p.data += v
+
+
+class Nesterov(Momentum):
+    """Nesterov momentum, written on the look-ahead point so it needs only the gradient at ``w``.
+
+    ``v <- momentum * v - lr * g``; ``w <- w + momentum * v - lr * g`` (with the new ``v``). This is the
+    textbook update "evaluate g at w + momentum * v" after the change of variable ``w' = w + momentum * v``.
+    """
+
+    def _update(self, p, g, state):
+        v = state["v"]
+        v *= self.momentum
+        v -= self.lr * g
+        p.data += self.momentum * v - self.lr * g
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``r <- r + g**2``; ``w <- w - lr * g / (sqrt(r) + eps)``."""
+
+    state_names = ("r",)
+
+    def __init__(self, params, lr=0.01, eps=1e-8, weight_decay=0.0, l1=0.0, regularize_all=False):
+        super().__init__(params, lr, weight_decay, l1, regularize_all)
+        self.eps = _check_nonneg("eps", eps, type(self).__name__)
+
+    def _update(self, p, g, state):
+        r = state["r"]
+        r += g * g
+        p.data -= self.lr * g / (np.sqrt(r) + self.eps)
+
+
+class RMSProp(Optimizer):
+    """RMSProp: ``r <- decay * r + (1 - decay) * g**2``; ``w <- w - lr * g / (sqrt(r) + eps)``.
+
+    ``alpha`` is accepted as another name for ``decay``.
+    """
+
+    state_names = ("r",)
+
+    def __init__(self, params, lr=0.001, decay=0.99, eps=1e-8, weight_decay=0.0, l1=0.0,
+                 regularize_all=False, alpha=None):
+        super().__init__(params, lr, weight_decay, l1, regularize_all)
+        who = type(self).__name__
+        self.decay = _check_unit("decay", decay if alpha is None else alpha, who)
+        self.eps = _check_nonneg("eps", eps, who)
+
+    def _update(self, p, g, state):
+        r = state["r"]
+        r *= self.decay
+        r += (1.0 - self.decay) * g * g
+        p.data -= self.lr * g / (np.sqrt(r) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (``t`` = number of steps so far, counting this one)::
+
+        m <- b1 * m + (1 - b1) * g;   v <- b2 * v + (1 - b2) * g**2
+        w <- w - lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)
+    """
+
+    state_names = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, l1=0.0,
+                 regularize_all=False):
+        super().__init__(params, lr, weight_decay, l1, regularize_all)
+        who = type(self).__name__
+        if len(betas) != 2:
+            raise ValueError(f"{who}: betas must be a pair (b1, b2), got {betas!r}")
+        self.betas = (_check_unit("betas[0]", betas[0], who), _check_unit("betas[1]", betas[1], who))
+        self.eps = _check_nonneg("eps", eps, who)
+
+    def _update(self, p, g, state):
+        b1, b2 = self.betas
+        m, v = state["m"], state["v"]
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * g * g
+        m_hat = m / (1.0 - b1 ** self.t)
+        v_hat = v / (1.0 - b2 ** self.t)
+        p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+# --------------------------------------------------------------------- schedules
+class _Schedule:
+    """Sets ``optimizer.lr`` from the epoch count; call :meth:`step` once per epoch (after training it)."""
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def get_lr(self, epoch):
+        raise NotImplementedError
+
+    @property
+    def lr(self):
+        return self.get_lr(self.epoch)
+
+    def step(self):
+        """Advance one epoch and set the optimizer's lr; returns the new lr."""
+        self.epoch += 1
+        self.optimizer.lr = self.get_lr(self.epoch)
+        return self.optimizer.lr
+
+    def state_dict(self):
+        return {"epoch": self.epoch, "base_lr": self.base_lr}
+
+    def load_state_dict(self, state):
+        self.epoch = int(np.asarray(state["epoch"]))
+        self.base_lr = float(np.asarray(state["base_lr"]))
+        self.optimizer.lr = self.get_lr(self.epoch)
+
+
+class StepLR(_Schedule):
+    """``lr = base_lr * gamma ** (epoch // step_size)``."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        super().__init__(optimizer)
+        if int(step_size) != step_size or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+        self.step_size = int(step_size)
+        self.gamma = _check_positive("gamma", gamma, "StepLR")
+
+    def get_lr(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineLR(_Schedule):
+    """``lr = lr_min + (base_lr - lr_min) * (1 + cos(pi * epoch / t_max)) / 2``; stays at ``lr_min`` after."""
+
+    def __init__(self, optimizer, t_max, lr_min=0.0):
+        super().__init__(optimizer)
+        if int(t_max) != t_max or t_max < 1:
+            raise ValueError(f"CosineLR: t_max must be a positive integer, got {t_max}")
+        self.t_max = int(t_max)
+        self.lr_min = _check_nonneg("lr_min", lr_min, "CosineLR")
+        if self.lr_min > self.base_lr:
+            raise ValueError(f"CosineLR: lr_min ({self.lr_min}) is above the optimizer's lr ({self.base_lr})")
+
+    def get_lr(self, epoch):
+        e = min(epoch, self.t_max)
+        return self.lr_min + (self.base_lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * e / self.t_max))
+
+
+# --------------------------------------------------------------------- clipping
+def clip_grad_norm(params, max_norm):
+    """Scale every ``p.grad`` in place so their joint L2 norm is at most ``max_norm``.
+
+    Returns the total norm before clipping (a float). Gradients are left untouched when the norm is
+    not finite, so the caller can detect and skip that step.
+    """
+    params = _as_param_list(params, "clip_grad_norm")
+    max_norm = _check_positive("max_norm", max_norm, "clip_grad_norm")
+    total = math.sqrt(sum(float(np.sum(np.square(p.grad, dtype=np.float64))) for p in params))
+    if math.isfinite(total) and total > max_norm:
+        scale = max_norm / total
+        for p in params:
+            p.grad *= scale
+    return total

@@ -1,0 +1,71 @@
+"""Argument validation shared by the public kernels: everything is checked here, before compiled code runs."""
+import numbers
+
+import numpy as np
+
+FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(value, name, ndim=None, ndims=None):
+    """``value`` as a C-contiguous float32/float64 array (copied only when not contiguous).
+
+    Raises ``TypeError`` for other dtypes and ``ValueError`` for the wrong number of dimensions.
+    """
+    array = np.asarray(value)
+    if array.dtype not in FLOAT_TYPES:
+        raise TypeError(
+            f"{name} must be float32 or float64, got {array.dtype}; convert it first, e.g. {name}.astype(np.float32)"
+        )
+    allowed = (ndim,) if ndim is not None else ndims
+    if allowed is not None and array.ndim not in allowed:
+        want = " or ".join(f"{d}-D" for d in allowed)
+        raise ValueError(f"{name} must be {want}, got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def same_dtype(**arrays):
+    """Raise ``TypeError`` unless every array (``None`` skipped) has the same dtype."""
+    named = [(name, a) for name, a in arrays.items() if a is not None]
+    first_name, first = named[0]
+    for name, a in named[1:]:
+        if a.dtype != first.dtype:
+            raise TypeError(f"{name} has dtype {a.dtype} but {first_name} has {first.dtype}; use one float type")
+
+
+def pair(value, name, minimum):
+    """An int or an (h, w) pair of ints, each ``>= minimum``, as a tuple ``(h, w)``."""
+    items = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        if item < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def output_hw(input_hw, kernel, stride, padding, what="kernel"):
+    """``(OH, OW)``; ``ValueError`` when the kernel does not fit in the padded input."""
+    out = []
+    for size, k, s, p in zip(input_hw, kernel, stride, padding):
+        if k > size + 2 * p:
+            raise ValueError(
+                f"{what} size {tuple(kernel)} is larger than the padded input "
+                f"{tuple(d + 2 * q for d, q in zip(input_hw, padding))}"
+            )
+        out.append((size + 2 * p - k) // s + 1)
+    return tuple(out)
+
+
+def expect_shape(array, shape, name):
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {array.shape}")
+
+
+def shape4(value, name):
+    """A 4-tuple of non-negative ints (an NCHW shape)."""
+    shape = tuple(value)
+    if len(shape) != 4 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in shape):
+        raise ValueError(f"{name} must be an (N, C, H, W) tuple of non-negative ints, got {value!r}")
+    return tuple(int(s) for s in shape)

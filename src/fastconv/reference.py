@@ -1,0 +1,202 @@
+"""Plain-NumPy reference implementations of every fastconv kernel: the readable specification.
+
+Same signatures and results as the compiled kernels in :mod:`fastconv`, written for clarity, not speed.
+Layout is NCHW, convolution weights are ``(K, C, kh, kw)``; ``kernel_size``, ``stride`` and ``padding``
+take an int or an ``(h, w)`` pair, and the output size is ``OH = (H + 2*pad_h - kh) // stride_h + 1``.
+These functions do not validate their arguments; the public wrappers in :mod:`fastconv` do.
+"""
+import numpy as np
+
+__all__ = [
+    "im2col", "col2im",
+    "conv2d_forward", "conv2d_backward",
+    "maxpool2d_forward", "maxpool2d_backward",
+    "avgpool2d_forward", "avgpool2d_backward",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
+]
+
+
+def pair(value):
+    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def output_size(size, kernel, stride, pad):
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _windows(x, kernel_size, stride):
+    """View of every sliding window: ``(N, C, OH, OW, kh, kw)`` (no copy)."""
+    kh, kw = kernel_size
+    sh, sw = stride
+    v = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    return v[:, :, ::sh, ::sw]
+
+
+# ------------------------------------------------------------------------------------------- im2col
+def im2col(x, kernel_size, stride=1, padding=0):
+    """Unfold ``x (N, C, H, W)`` into ``cols (N*OH*OW, C*kh*kw)``: one row per output pixel.
+
+    Row ``(n*OH + i)*OW + j`` holds the (zero-padded) window under output pixel ``(i, j)`` of image ``n``,
+    ordered ``(c, u, v)`` so that ``cols @ w.reshape(K, -1).T`` is the convolution.
+    """
+    kh, kw = pair(kernel_size)
+    ph, pw = pair(padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = _windows(xp, (kh, kw), pair(stride))            # (N, C, OH, OW, kh, kw)
+    n, c, oh, ow = win.shape[:4]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0):
+    """Adjoint of :func:`im2col`: scatter rows back into an ``input_shape`` array, summing overlaps."""
+    n, c, h, w = input_shape
+    kh, kw = pair(kernel_size)
+    sh, sw = pair(stride)
+    ph, pw = pair(padding)
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    win = cols.reshape(n, oh, ow, c, kh, kw)
+    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            xp[:, :, u:u + sh * oh:sh, v:v + sw * ow:sw] += win[:, :, :, :, u, v].transpose(0, 3, 1, 2)
+    return xp[:, :, ph:ph + h, pw:pw + w]
+
+
+# -------------------------------------------------------------------------------------- convolution
+def conv2d_forward(x, w, b=None, stride=1, padding=0):
+    """``y[n, k] = sum_c x[n, c] (*) w[k, c] + b[k]`` (cross-correlation), ``y (N, K, OH, OW)``."""
+    n, _, h, wd = x.shape
+    k, _, kh, kw = w.shape
+    sh, sw = pair(stride)
+    ph, pw = pair(padding)
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    cols = im2col(x, (kh, kw), (sh, sw), (ph, pw))
+    y = cols @ w.reshape(k, -1).T                          # (N*OH*OW, K)
+    if b is not None:
+        y = y + b
+    return np.ascontiguousarray(y.reshape(n, oh, ow, k).transpose(0, 3, 1, 2))
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0):
+    """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)`` with ``db = dy.sum((0, 2, 3))``."""
+    k, _, kh, kw = w.shape
+    dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, k)     # (N*OH*OW, K)
+    cols = im2col(x, (kh, kw), stride, padding)
+    dw = (dy_rows.T @ cols).reshape(w.shape)
+    dx = col2im(dy_rows @ w.reshape(k, -1), x.shape, (kh, kw), stride, padding)
+    db = dy.sum(axis=(0, 2, 3))
+    return dx, dw, db
+
+
+# ------------------------------------------------------------------------------------------ pooling
+def maxpool2d_forward(x, kernel_size, stride=None, padding=0):
+    """Max over each window; padding counts as -inf. Returns ``(y, indices)``.
+
+    ``indices`` (int64, same shape as ``y``) holds the flat position ``h*W + w`` of the maximum inside its own
+    input plane (PyTorch's ``return_indices`` convention); ties go to the first position in row-major order.
+    """
+    n, c, h, wd = x.shape
+    kh, kw = pair(kernel_size)
+    sh, sw = pair(kernel_size if stride is None else stride)
+    ph, pw = pair(padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    win = _windows(xp, (kh, kw), (sh, sw))
+    oh, ow = win.shape[2:4]
+    flat = win.reshape(n, c, oh, ow, kh * kw)
+    arg = flat.argmax(axis=-1)
+    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    rows = np.arange(oh)[:, None] * sh - ph + arg // kw
+    cols = np.arange(ow)[None, :] * sw - pw + arg % kw
+    return np.ascontiguousarray(y), (rows * wd + cols).astype(np.int64)
+
+
+def maxpool2d_backward(dy, indices, input_shape):
+    """Route each ``dy`` element to the input position named by ``indices`` (summing repeats)."""
+    n, c, h, w = input_shape
+    dx = np.zeros((n * c, h * w), dtype=dy.dtype)
+    planes = np.repeat(np.arange(n * c), dy.shape[2] * dy.shape[3])
+    np.add.at(dx, (planes, indices.reshape(-1)), dy.reshape(-1))
+    return dx.reshape(input_shape)
+
+
+def _avg_divisor(shape, kernel_size, stride, padding, count_include_pad):
+    """Per-output-pixel divisor ``(OH, OW)``: the window area, or only the part of it inside the input."""
+    ones = np.ones((1, 1) + tuple(shape[2:]))
+    if count_include_pad:   # every window lies inside the zero-padded input
+        ones = np.pad(ones, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2), constant_values=1)
+    else:
+        ones = np.pad(ones, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    return _windows(ones, kernel_size, stride).sum(axis=(-1, -2))[0, 0]
+
+
+def avgpool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Mean over each window (zero padding); with ``count_include_pad=False`` divide by the in-input count."""
+    kernel_size = pair(kernel_size)
+    stride = pair(kernel_size if stride is None else stride)
+    padding = pair(padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    sums = _windows(xp, kernel_size, stride).sum(axis=(-1, -2))
+    div = _avg_divisor(x.shape, kernel_size, stride, padding, count_include_pad)
+    return np.ascontiguousarray(sums / div.astype(x.dtype))
+
+
+def avgpool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Spread each ``dy / divisor`` evenly over its window."""
+    kh, kw = pair(kernel_size)
+    stride = pair((kh, kw) if stride is None else stride)
+    padding = pair(padding)
+    div = _avg_divisor(input_shape, (kh, kw), stride, padding, count_include_pad)
+    g = (dy / div.astype(dy.dtype)).transpose(0, 2, 3, 1)           # (N, OH, OW, C)
+    n, c = input_shape[:2]
+    cols = np.broadcast_to(g[..., None], g.shape + (kh * kw,)).reshape(-1, c * kh * kw)
+    return col2im(np.ascontiguousarray(cols), input_shape, (kh, kw), stride, padding)
+
+
+# ------------------------------------------------------------------------------------ batch norm
+def _channel_axes(x):
+    """Axes reduced per channel: ``(0,)`` for ``(N, C)``, ``(0, 2, 3)`` for ``(N, C, H, W)``."""
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def _per_channel(v, x):
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Training-mode batch norm with batch statistics. Returns ``(y, mean, invstd)`` per channel.
+
+    ``mu = mean(x)``, ``var = mean((x - mu)**2)`` (biased), ``invstd = 1/sqrt(var + eps)``,
+    ``y = gamma * (x - mu) * invstd + beta``.
+    """
+    axes = _channel_axes(x)
+    mean = x.mean(axis=axes)
+    var = ((x - _per_channel(mean, x)) ** 2).mean(axis=axes)
+    invstd = 1.0 / np.sqrt(var + eps)
+    xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+    y = _per_channel(gamma, x) * xhat + _per_channel(beta, x)
+    return y.astype(x.dtype), mean.astype(x.dtype), invstd.astype(x.dtype)
+
+
+def batchnorm_backward(dy, x, gamma, mean, invstd):
+    """Gradients of :func:`batchnorm_forward`: ``(dx, dgamma, dbeta)``.
+
+    With ``m`` values per channel: ``dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))``.
+    """
+    axes = _channel_axes(x)
+    m = x.size // x.shape[1]
+    xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    dx = _per_channel(gamma * invstd / m, x) * (
+        m * dy - _per_channel(dbeta, x) - xhat * _per_channel(dgamma, x))
+    return dx.astype(x.dtype), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    """Inference-mode batch norm with stored statistics: ``gamma*(x - mean)/sqrt(var + eps) + beta``."""
+    scale = gamma / np.sqrt(running_var + eps)
+    y = _per_channel(scale, x) * (x - _per_channel(running_mean, x)) + _per_channel(beta, x)
+    return y.astype(x.dtype)
