@@ -104,8 +104,11 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     return y
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0):
-    """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)``, shaped like ``x``, ``w`` and ``(K,)``."""
+def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
+    """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)``, shaped like ``x``, ``w`` and ``(K,)``.
+
+    With ``need_dx=False`` (a network's first layer) ``dx`` is not computed and ``None`` is returned for it.
+    """
     x, w, geometry, (oh, ow) = _check_conv_args(x, w, stride, padding)
     n, k = x.shape[0], w.shape[0]
     dy = _checks.float_array(dy, "dy", ndim=4)
@@ -113,7 +116,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0):
     _checks.expect_shape(dy, (n, k, oh, ow), "dy")
     rows, pixels = w[0].size, oh * ow
     w2 = w.reshape(k, rows)
-    dx = np.empty_like(x)
+    dx = np.empty_like(x) if need_dx else None
     dw = np.zeros((k, rows), dtype=x.dtype)
     db = np.zeros(k, dtype=x.dtype)
     db_chunk = np.empty(k, dtype=x.dtype)
@@ -124,7 +127,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0):
         db += db_chunk
         cols = _unfold_into(x[start:stop], geometry, rows, pixels)
         dw += dyt @ cols.T
-        dcols = scratch("dcols", (rows, dyt.shape[1]), x.dtype)
-        np.matmul(w2.T, dyt, out=dcols)
-        _im2col.fold(dcols, dx[start:stop], *geometry, threads)
+        if need_dx:
+            dcols = scratch("dcols", (rows, dyt.shape[1]), x.dtype)
+            np.matmul(w2.T, dyt, out=dcols)
+            _im2col.fold(dcols, dx[start:stop], *geometry, threads)
     return dx, dw.reshape(w.shape), db
