@@ -8,6 +8,7 @@ from .module import MODULES, Module, Parameter, from_config
 # --- layers, activations, losses, init, gradcheck (dl2.layers, dl2.losses, dl2.init, dl2.gradcheck) ---
 
 # --- optimizers and data (dl2.optim, dl2.data) ---
+from . import data, optim
 
 # --- containers, serialization, trainer (dl2.containers, dl2.serialization, dl2.trainer) ---
 
