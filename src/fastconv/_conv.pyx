@@ -1,47 +1,224 @@
-"""The memory-bound steps around a convolution's GEMMs: batch <-> channel-major moves fused with bias work.
+"""Convolution kernels: im2col ("unfold"), its adjoint ("fold"), and convolution as unfold + GEMM.
 
-The GEMM result ``yt (K, N*P)`` (P = OH*OW pixels per image) is channel-major; the layer wants NCHW.
+Column layout: ``cols (C*kh*kw, pixels)``; row ``(c*kh + u)*kw + v`` holds, for each output pixel, the input
+value under kernel tap ``(u, v)`` of channel ``c`` (0 in the padding).
+
+The convolution runs in ONE OpenMP region. Each task is a block of output pixels of one image: the thread
+unfolds the block into its own cache-sized column buffer and calls a single-threaded BLAS GEMM that writes
+straight into the NCHW output (leading dimension OH*OW), so no batch-sized matrix is ever built or moved.
+Backward works per image (its fold writes only that image's ``dx``), with per-thread ``dW``/``db`` partial sums
+added up at the end. BLAS is SciPy's (``scipy.linalg.cython_blas``), which fastconv keeps single-threaded.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 ctypedef fused floating:
     float
     double
 
 
-def scatter_output(const floating[:, ::1] yt, const floating[::1] bias, floating[:, :, ::1] y,
-                   bint has_bias, int num_threads):
-    """``y[n, k, p] = yt[k, n*P + p] (+ bias[k])`` for ``y (N, K, P)``."""
-    cdef Py_ssize_t N = y.shape[0], K = y.shape[1], P = y.shape[2]
-    cdef Py_ssize_t nk, n, k, p
+cdef struct Geometry:
+    int C, H, W, kh, kw, sh, sw, ph, pw, OH, OW
+
+
+cdef inline void gemm(char *ta, char *tb, int m, int n, int k, floating alpha, const floating *a, int lda,
+                      const floating *b, int ldb, floating beta, floating *c, int ldc) noexcept nogil:
+    """Column-major ``C = alpha*op(A) op(B) + beta*C`` (Fortran BLAS convention)."""
+    if floating is float:
+        sgemm(ta, tb, &m, &n, &k, &alpha, <float *>a, &lda, <float *>b, &ldb, &beta, c, &ldc)
+    else:
+        dgemm(ta, tb, &m, &n, &k, &alpha, <double *>a, &lda, <double *>b, &ldb, &beta, c, &ldc)
+
+
+cdef inline Py_ssize_t first_valid(Py_ssize_t offset, Py_ssize_t stride) noexcept nogil:
+    """Smallest j >= 0 with j*stride + offset >= 0."""
+    return 0 if offset >= 0 else (-offset + stride - 1) // stride
+
+
+cdef inline Py_ssize_t end_valid(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t size,
+                                 Py_ssize_t n_out) noexcept nogil:
+    """One past the largest j < n_out with j*stride + offset < size."""
+    cdef Py_ssize_t j
+    if size - 1 - offset < 0:
+        return 0
+    j = (size - 1 - offset) // stride + 1
+    return j if j < n_out else n_out
+
+
+cdef void unfold_block(const floating *img, Geometry g, Py_ssize_t p0, Py_ssize_t p1,
+                       floating *cols, Py_ssize_t ld) noexcept nogil:
+    """Columns ``p0 .. p1-1`` (output pixels of one image ``img (C, H, W)``) into ``cols`` rows of stride ``ld``."""
+    cdef Py_ssize_t row, c, u, v, i, j, ja, jb, j0, j1, hi, off, p
+    cdef floating *dst
+    cdef const floating *src
+    for row in range(g.C * g.kh * g.kw):
+        c = row // (g.kh * g.kw)
+        u = (row // g.kw) % g.kh
+        v = row % g.kw
+        off = v - g.pw
+        j0 = first_valid(off, g.sw)
+        j1 = end_valid(off, g.sw, g.W, g.OW)
+        p = p0
+        while p < p1:
+            i = p // g.OW
+            ja = p - i * g.OW
+            jb = g.OW if (i + 1) * g.OW <= p1 else p1 - i * g.OW
+            dst = cols + row * ld + (p - p0) - ja
+            hi = i * g.sh - g.ph + u
+            if hi < 0 or hi >= g.H:
+                for j in range(ja, jb):
+                    dst[j] = 0
+            else:
+                src = img + (c * g.H + hi) * g.W + off
+                for j in range(ja, jb if jb < j0 else j0):
+                    dst[j] = 0
+                if g.sw == 1:
+                    for j in range(ja if ja > j0 else j0, jb if jb < j1 else j1):
+                        dst[j] = src[j]
+                else:
+                    for j in range(ja if ja > j0 else j0, jb if jb < j1 else j1):
+                        dst[j] = src[j * g.sw]
+                for j in range(ja if ja > j1 else j1, jb):
+                    dst[j] = 0
+            p = p + (jb - ja)
+
+
+cdef void fold_block(const floating *cols, Py_ssize_t ld, Geometry g, Py_ssize_t p0, Py_ssize_t p1,
+                     floating *img) noexcept nogil:
+    """Adjoint of :func:`unfold_block`: add the columns ``p0 .. p1-1`` into ``img (C, H, W)``."""
+    cdef Py_ssize_t row, c, u, v, i, j, ja, jb, j0, j1, hi, off, p
+    cdef floating *dst
+    cdef const floating *src
+    for row in range(g.C * g.kh * g.kw):
+        c = row // (g.kh * g.kw)
+        u = (row // g.kw) % g.kh
+        v = row % g.kw
+        off = v - g.pw
+        j0 = first_valid(off, g.sw)
+        j1 = end_valid(off, g.sw, g.W, g.OW)
+        p = p0
+        while p < p1:
+            i = p // g.OW
+            ja = p - i * g.OW
+            jb = g.OW if (i + 1) * g.OW <= p1 else p1 - i * g.OW
+            hi = i * g.sh - g.ph + u
+            if 0 <= hi < g.H:
+                src = cols + row * ld + (p - p0) - ja
+                dst = img + (c * g.H + hi) * g.W + off
+                if g.sw == 1:
+                    for j in range(ja if ja > j0 else j0, jb if jb < j1 else j1):
+                        dst[j] += src[j]
+                else:
+                    for j in range(ja if ja > j0 else j0, jb if jb < j1 else j1):
+                        dst[j * g.sw] += src[j]
+            p = p + (jb - ja)
+
+
+cdef Geometry make_geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int kh, int kw, int sh, int sw,
+                            int ph, int pw):
+    cdef Geometry g
+    g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw = C, H, W, kh, kw, sh, sw, ph, pw
+    g.OH = (H + 2 * ph - kh) // sh + 1
+    g.OW = (W + 2 * pw - kw) // sw + 1
+    return g
+
+
+cdef inline bint is_pointwise(Geometry g) noexcept nogil:
+    """1x1 kernel, stride 1, no padding: the columns of an image are the image itself."""
+    return g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0 and g.pw == 0
+
+
+def unfold(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
+           int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+    """Fill ``cols (C*kh*kw, N*OH*OW)`` from ``x (N, C, H, W)`` (image ``n`` in columns ``n*P .. n*P+P-1``)."""
+    cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t n, P = g.OH * g.OW
+    with nogil:
+        for n in prange(x.shape[0], schedule="static", num_threads=num_threads):
+            unfold_block(&x[n, 0, 0, 0], g, 0, P, &cols[0, n * P], cols.shape[1])
+
+
+def fold(const floating[:, ::1] cols, floating[:, :, :, ::1] x,
+         int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+    """Adjoint of :func:`unfold`: ``x (N, C, H, W)`` = sum of the column entries at their input positions."""
+    cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t n, P = g.OH * g.OW
+    with nogil:
+        for n in prange(x.shape[0], schedule="static", num_threads=num_threads):
+            memset(&x[n, 0, 0, 0], 0, g.C * g.H * g.W * sizeof(floating))
+            fold_block(&cols[0, n * P], cols.shape[1], g, 0, P, &x[n, 0, 0, 0])
+
+
+def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] bias, bint has_bias,
+            floating[:, :, ::1] y, floating[:, ::1] work, int block, int kh, int kw, int sh, int sw,
+            int ph, int pw, int num_threads):
+    """``y (N, K, OH*OW) = conv(x, w (K, C*kh*kw)) + bias``. ``work (threads, C*kh*kw*block)`` is scratch."""
+    cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t N = x.shape[0], K = w.shape[0], R = w.shape[1], P = g.OH * g.OW
+    cdef Py_ssize_t nblocks = (P + block - 1) // block
+    cdef Py_ssize_t task, n, p0, m, k, p
+    cdef bint pointwise = is_pointwise(g)
+    cdef const floating *cols
+    cdef floating *out
     cdef floating b
-    cdef const floating *src
-    cdef floating *dst
     with nogil:
-        for nk in prange(N * K, schedule="static", num_threads=num_threads):
-            n = nk // K
-            k = nk % K
-            b = bias[k] if has_bias else 0
-            src = &yt[k, n * P]
-            dst = &y[n, k, 0]
-            for p in range(P):
-                dst[p] = src[p] + b
+        for task in prange(N * nblocks, schedule="static", num_threads=num_threads):
+            n = task // nblocks
+            p0 = (task % nblocks) * block
+            m = block if p0 + block <= P else P - p0
+            if pointwise:
+                cols = &x[n, 0, 0, p0]
+                gemm("N", "N", m, K, R, 1, cols, P, &w[0, 0], R, 0, &y[n, 0, p0], P)
+            else:
+                unfold_block(&x[n, 0, 0, 0], g, p0, p0 + m, &work[threadid(), 0], m)
+                gemm("N", "N", m, K, R, 1, &work[threadid(), 0], m, &w[0, 0], R, 0, &y[n, 0, p0], P)
+            if has_bias:
+                for k in range(K):
+                    out = &y[n, k, p0]
+                    b = bias[k]
+                    for p in range(m):
+                        out[p] = out[p] + b
 
 
-def gather_grad(const floating[:, :, ::1] dy, floating[:, ::1] dyt, floating[::1] db, int num_threads):
-    """``dyt[k, n*P + p] = dy[n, k, p]`` and ``db[k] = sum over n, p of dy[n, k, p]``."""
-    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], P = dy.shape[2]
-    cdef Py_ssize_t n, k, p
-    cdef double acc
-    cdef const floating *src
-    cdef floating *dst
+def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const floating[:, ::1] w,
+             floating[:, :, :, ::1] dx, bint need_dx, floating[:, :, ::1] dw_part, floating[:, ::1] db_part,
+             floating[:, ::1] work, floating[:, ::1] dwork, int block,
+             int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+    """Per-thread partial ``dw_part (threads, K, R)``, ``db_part (threads, K)`` (zeroed by the caller) and,
+    with ``need_dx``, ``dx (N, C, H, W)``. ``work``/``dwork (threads, R*block)`` are scratch."""
+    cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t N = x.shape[0], K = w.shape[0], R = w.shape[1], P = g.OH * g.OW
+    cdef Py_ssize_t n, p0, m, k, p, t
+    cdef bint pointwise = is_pointwise(g)
+    cdef const floating *cols
+    cdef const floating *g_out
+    cdef floating *dcols
+    cdef floating acc
     with nogil:
-        for k in prange(K, schedule="static", num_threads=num_threads):
-            acc = 0
-            for n in range(N):
-                src = &dy[n, k, 0]
-                dst = &dyt[k, n * P]
-                for p in range(P):
-                    dst[p] = src[p]
-                    acc = acc + src[p]
-            db[k] = <floating>acc
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            t = threadid()
+            if need_dx and not pointwise:
+                memset(&dx[n, 0, 0, 0], 0, g.C * g.H * g.W * sizeof(floating))
+            p0 = 0
+            while p0 < P:
+                m = block if p0 + block <= P else P - p0
+                g_out = &dy[n, 0, p0]
+                for k in range(K):
+                    acc = 0
+                    for p in range(m):
+                        acc = acc + g_out[k * P + p]
+                    db_part[t, k] += acc
+                if pointwise:
+                    cols = &x[n, 0, 0, p0]
+                    gemm("T", "N", R, K, m, 1, cols, P, g_out, P, 1, &dw_part[t, 0, 0], R)
+                    if need_dx:
+                        gemm("N", "T", m, R, K, 1, g_out, P, &w[0, 0], R, 0, &dx[n, 0, 0, p0], P)
+                else:
+                    unfold_block(&x[n, 0, 0, 0], g, p0, p0 + m, &work[t, 0], m)
+                    gemm("T", "N", R, K, m, 1, &work[t, 0], m, g_out, P, 1, &dw_part[t, 0, 0], R)
+                    if need_dx:
+                        dcols = &dwork[t, 0]
+                        gemm("N", "T", m, R, K, 1, g_out, P, &w[0, 0], R, 0, dcols, m)
+                        fold_block(dcols, m, g, p0, p0 + m, &dx[n, 0, 0, 0])
+                p0 = p0 + m

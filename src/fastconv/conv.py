@@ -1,20 +1,19 @@
-"""Convolution (cross-correlation, NCHW, weights ``(K, C, kh, kw)``) by unfold + one BLAS GEMM per batch chunk.
+"""Convolution (cross-correlation, NCHW, weights ``(K, C, kh, kw)``) and the im2col / col2im transforms.
 
-Forward: ``cols = unfold(x)`` ``(C*kh*kw, n*P)`` in parallel Cython, ``yt = W @ cols`` ``(K, n*P)`` with NumPy's
-BLAS, then a parallel move to NCHW fused with the bias add. Backward reverses it: ``dyt`` gathered from ``dy``
-(with ``db`` summed on the way), ``dW += dyt @ cols.T``, ``dcols = W.T @ dyt`` and a parallel ``fold`` into ``dx``.
-Batches are processed in chunks whose column matrix fits in :data:`CHUNK_BYTES`, so scratch memory stays bounded.
+The kernels (``_conv.pyx``) split the output into blocks of pixels of one image; each OpenMP thread unfolds its
+block into a cache-sized column buffer and multiplies it with a single-threaded BLAS GEMM that writes straight
+into the output. See the module docstring of ``_conv.pyx`` for the backward pass.
 """
 import numpy as np
 
-from . import _checks, _conv, _im2col
+from . import _checks, _conv
 from .threads import get_num_threads
 from .workspace import scratch
 
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
 
-#: Upper bound on the column matrix of one chunk of images (bytes).
-CHUNK_BYTES = 32 << 20
+#: Target size in bytes of one thread's column block (it should stay in the core's L2 cache).
+BLOCK_BYTES = 512 << 10
 
 
 def _geometry(x_shape, kernel_size, stride, padding):
@@ -25,16 +24,13 @@ def _geometry(x_shape, kernel_size, stride, padding):
     return (kh, kw, sh, sw, ph, pw), (oh, ow)
 
 
-def _chunks(n, column_bytes_per_image):
-    step = max(1, CHUNK_BYTES // max(1, column_bytes_per_image))
-    for start in range(0, n, step):
-        yield start, min(n, start + step)
-
-
-def _unfold_into(x, geometry, rows, pixels):
-    cols = scratch("cols", (rows, x.shape[0] * pixels), x.dtype)
-    _im2col.unfold(x, cols, *geometry, get_num_threads())
-    return cols
+def _block_pixels(rows, pixels, itemsize):
+    """Output pixels per block: about BLOCK_BYTES of columns, at least 32, blocks of equal size."""
+    block = max(32, BLOCK_BYTES // (rows * itemsize))
+    if block >= pixels:
+        return pixels
+    nblocks = -(-pixels // block)
+    return -(-pixels // nblocks)
 
 
 def im2col(x, kernel_size, stride=1, padding=0):
@@ -46,10 +42,9 @@ def im2col(x, kernel_size, stride=1, padding=0):
     geometry, (oh, ow) = _geometry(x.shape, kernel_size, stride, padding)
     n, c = x.shape[:2]
     kh, kw = geometry[:2]
-    if x.size == 0:
-        return np.empty((n * oh * ow, c * kh * kw), dtype=x.dtype)
     cols = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
-    _im2col.unfold(x, cols, *geometry, get_num_threads())
+    if cols.size:
+        _conv.unfold(x, cols, *geometry, get_num_threads())
     return np.ascontiguousarray(cols.T)
 
 
@@ -61,11 +56,9 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0):
     n, c = input_shape[:2]
     kh, kw = geometry[:2]
     _checks.expect_shape(cols, (n * oh * ow, c * kh * kw), "cols")
-    x = np.empty(input_shape, dtype=cols.dtype)
-    if x.size:
-        _im2col.fold(np.ascontiguousarray(cols.T), x, *geometry, get_num_threads())
-    else:
-        x[...] = 0
+    x = np.zeros(input_shape, dtype=cols.dtype)
+    if cols.size:
+        _conv.fold(np.ascontiguousarray(cols.T), x, *geometry, get_num_threads())
     return x
 
 
@@ -93,14 +86,12 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     if n == 0:
         return y
     rows, pixels = w[0].size, oh * ow
-    w2 = w.reshape(k, rows)
-    bias = b if b is not None else np.zeros(1, dtype=x.dtype)
     threads = get_num_threads()
-    for start, stop in _chunks(n, rows * pixels * x.itemsize):
-        cols = _unfold_into(x[start:stop], geometry, rows, pixels)
-        yt = scratch("yt", (k, cols.shape[1]), x.dtype)
-        np.matmul(w2, cols, out=yt)
-        _conv.scatter_output(yt, bias, y[start:stop].reshape(stop - start, k, pixels), b is not None, threads)
+    block = _block_pixels(rows, pixels, x.itemsize)
+    work = scratch("cols", (threads, rows * block), x.dtype)
+    bias = b if b is not None else np.zeros(1, dtype=x.dtype)
+    _conv.forward(x, w.reshape(k, rows), bias, b is not None, y.reshape(n, k, pixels), work, block,
+                  *geometry, threads)
     return y
 
 
@@ -115,20 +106,14 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     _checks.same_dtype(x=x, dy=dy)
     _checks.expect_shape(dy, (n, k, oh, ow), "dy")
     rows, pixels = w[0].size, oh * ow
-    w2 = w.reshape(k, rows)
-    dx = np.empty_like(x) if need_dx else None
-    dw = np.zeros((k, rows), dtype=x.dtype)
-    db = np.zeros(k, dtype=x.dtype)
-    db_chunk = np.empty(k, dtype=x.dtype)
     threads = get_num_threads()
-    for start, stop in _chunks(n, rows * pixels * x.itemsize):
-        dyt = scratch("dyt", (k, (stop - start) * pixels), x.dtype)
-        _conv.gather_grad(dy[start:stop].reshape(stop - start, k, pixels), dyt, db_chunk, threads)
-        db += db_chunk
-        cols = _unfold_into(x[start:stop], geometry, rows, pixels)
-        dw += dyt @ cols.T
-        if need_dx:
-            dcols = scratch("dcols", (rows, dyt.shape[1]), x.dtype)
-            np.matmul(w2.T, dyt, out=dcols)
-            _im2col.fold(dcols, dx[start:stop], *geometry, threads)
-    return dx, dw.reshape(w.shape), db
+    block = _block_pixels(rows, pixels, x.itemsize)
+    dx = np.empty_like(x) if need_dx else None
+    dw_part = np.zeros((threads, k, rows), dtype=x.dtype)
+    db_part = np.zeros((threads, k), dtype=x.dtype)
+    if n:
+        work = scratch("cols", (threads, rows * block), x.dtype)
+        dwork = scratch("dcols", (threads, rows * block), x.dtype)
+        _conv.backward(dy.reshape(n, k, pixels), x, w.reshape(k, rows), dx if need_dx else x, need_dx,
+                       dw_part, db_part, work, dwork, block, *geometry, threads)
+    return dx, dw_part.sum(axis=0).reshape(w.shape), db_part.sum(axis=0)

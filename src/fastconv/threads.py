@@ -1,14 +1,17 @@
 """Thread counts and build information.
 
-Design: fastconv runs two kinds of parallel code, never one inside the other. Its own loops (im2col, pooling,
-batch norm, layout moves) are OpenMP ``prange`` loops; its matrix products are single calls to NumPy's BLAS,
-made from outside any OpenMP region, which parallelises them with its own threads. Because the two never nest,
-at most ``get_num_threads()`` threads are busy at any moment. :func:`set_num_threads` sets both counts.
+Design: one team of threads. Every fastconv kernel is a single OpenMP ``prange`` region of
+``get_num_threads()`` threads; a convolution's matrix products are made *inside* that region, each thread
+calling a single-threaded GEMM on its own block (SciPy's BLAS through ``scipy.linalg.cython_blas``). fastconv
+therefore pins the thread count of the BLAS library behind ``scipy.linalg.cython_blas`` to 1 when it is
+imported, so OpenMP threads never start BLAS threads of their own and the cores are never oversubscribed.
+NumPy's BLAS (used by ``numpy.matmul``) is left alone unless you call :func:`set_num_threads`.
 """
 import os
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS the kernels call)
+from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
 
 from . import _threads
 
@@ -25,8 +28,21 @@ def _default_threads():
         return os.cpu_count() or 1
 
 
+def _kernel_blas_libraries():
+    """The BLAS libraries loaded by SciPy (those behind ``scipy.linalg.cython_blas``)."""
+    import scipy
+
+    scipy_dir = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+    return ThreadpoolController().select(user_api="blas").select(
+        filepath=[lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers
+                  if os.path.basename(os.path.dirname(lib.filepath)) in ("scipy.libs", ".dylibs")
+                  or os.path.abspath(lib.filepath).startswith(os.path.join(scipy_dir, "scipy"))])
+
+
 _num_threads = _default_threads()
 _blas_limit = None
+_kernel_blas = _kernel_blas_libraries()
+_kernel_blas_limit = _kernel_blas.limit(limits=1) if _kernel_blas.lib_controllers else None
 
 
 def openmp_enabled():
@@ -59,6 +75,7 @@ def config():
     ]
     return {
         "version": __version__,
+        "kernel_blas": [lib.filepath for lib in _kernel_blas.lib_controllers],
         "numpy": np.__version__,
         "openmp": openmp_enabled(),
         "openmp_default_threads": _threads.openmp_max_threads(),
