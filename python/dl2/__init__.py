@@ -6,11 +6,16 @@ Layers have an explicit ``forward`` and ``backward`` (see :mod:`dl2.module`); ne
 from .module import MODULES, Module, Parameter, from_config
 
 # --- layers, activations, losses, init, gradcheck (dl2.layers, dl2.losses, dl2.init, dl2.gradcheck) ---
+from . import init
+from .gradcheck import GradcheckError, gradcheck
+from .layers import *  # noqa: F401,F403
+from .losses import MSELoss, SoftmaxCrossEntropy
 
 # --- optimizers and data (dl2.optim, dl2.data) ---
 from . import data, optim
 
 # --- containers, serialization, trainer (dl2.containers, dl2.serialization, dl2.trainer) ---
 from .containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite, auxiliary_loss
+from .serialization import load, load_checkpoint, save, save_checkpoint
 
 __version__ = "0.1.0"
