@@ -115,6 +115,25 @@ cdef void fold_block(const floating *cols, Py_ssize_t ld, Geometry g, Py_ssize_t
             p = p + (jb - ja)
 
 
+cdef void add_bias(floating *y, const floating *bias, Py_ssize_t K, Py_ssize_t m, Py_ssize_t ld) noexcept nogil:
+    """``y[k, :m] += bias[k]`` for rows of stride ``ld``."""
+    cdef Py_ssize_t k, p
+    for k in range(K):
+        for p in range(m):
+            y[k * ld + p] += bias[k]
+
+
+cdef void add_row_sums(const floating *g, Py_ssize_t K, Py_ssize_t m, Py_ssize_t ld, floating *out) noexcept nogil:
+    """``out[k] += sum(g[k, :m])`` for rows of stride ``ld``."""
+    cdef Py_ssize_t k, p
+    cdef floating acc
+    for k in range(K):
+        acc = 0
+        for p in range(m):
+            acc = acc + g[k * ld + p]
+        out[k] += acc
+
+
 cdef Geometry make_geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int kh, int kw, int sh, int sw,
                             int ph, int pw):
     cdef Geometry g
@@ -157,11 +176,9 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t N = x.shape[0], K = w.shape[0], R = w.shape[1], P = g.OH * g.OW
     cdef Py_ssize_t nblocks = (P + block - 1) // block
-    cdef Py_ssize_t task, n, p0, m, k, p
+    cdef Py_ssize_t task, n, p0, m
     cdef bint pointwise = is_pointwise(g)
     cdef const floating *cols
-    cdef floating *out
-    cdef floating b
     with nogil:
         for task in prange(N * nblocks, schedule="static", num_threads=num_threads):
             n = task // nblocks
@@ -174,11 +191,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
                 unfold_block(&x[n, 0, 0, 0], g, p0, p0 + m, &work[threadid(), 0], m)
                 gemm("N", "N", m, K, R, 1, &work[threadid(), 0], m, &w[0, 0], R, 0, &y[n, 0, p0], P)
             if has_bias:
-                for k in range(K):
-                    out = &y[n, k, p0]
-                    b = bias[k]
-                    for p in range(m):
-                        out[p] = out[p] + b
+                add_bias(&y[n, 0, p0], &bias[0], K, m, P)
 
 
 def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const floating[:, ::1] w,
@@ -189,12 +202,11 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const
     with ``need_dx``, ``dx (N, C, H, W)``. ``work``/``dwork (threads, R*block)`` are scratch."""
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t N = x.shape[0], K = w.shape[0], R = w.shape[1], P = g.OH * g.OW
-    cdef Py_ssize_t n, p0, m, k, p, t
+    cdef Py_ssize_t n, p0, m, t
     cdef bint pointwise = is_pointwise(g)
     cdef const floating *cols
     cdef const floating *g_out
     cdef floating *dcols
-    cdef floating acc
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
@@ -204,11 +216,7 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const
             while p0 < P:
                 m = block if p0 + block <= P else P - p0
                 g_out = &dy[n, 0, p0]
-                for k in range(K):
-                    acc = 0
-                    for p in range(m):
-                        acc = acc + g_out[k * P + p]
-                    db_part[t, k] += acc
+                add_row_sums(g_out, K, m, P, &db_part[t, 0])
                 if pointwise:
                     cols = &x[n, 0, 0, p0]
                     gemm("T", "N", R, K, m, 1, cols, P, g_out, P, 1, &dw_part[t, 0, 0], R)

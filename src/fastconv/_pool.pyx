@@ -2,6 +2,8 @@
 
 Window ``(i, j)`` covers input rows ``i*sh - ph .. i*sh - ph + kh - 1`` (and columns alike), clipped to the
 input; callers guarantee ``ph <= kh // 2`` and ``pw <= kw // 2`` so no window is entirely padding.
+Each plane is handled by a ``cdef`` function, so its loop variables are plain C locals (inside a ``prange``
+body they would be shared with the OpenMP runtime, which makes the inner loops several times slower).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
@@ -12,115 +14,155 @@ ctypedef fused floating:
     double
 
 
-def maxpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] indices,
-                    int H, int W, int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
-    """``x (NC, H, W)`` -> ``y, indices (NC, OH, OW)``; NaN wins (first NaN), ties go to the first."""
-    cdef Py_ssize_t NC = x.shape[0], OH = y.shape[1], OW = y.shape[2]
-    cdef Py_ssize_t plane, i, j, h0, h1, w0, w1, hh, ww
-    cdef int64_t best_at
+cdef struct Window:
+    int H, W, OH, OW, kh, kw, sh, sw, ph, pw
+
+
+cdef inline void clip(int start, int size, int length, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    """``[lo, hi)`` = ``[start, start + size)`` clipped to ``[0, length)``."""
+    hi[0] = start + size if start + size < length else length
+    lo[0] = start if start > 0 else 0
+
+
+cdef bint has_nan(const floating *src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef int found = 0
+    for k in range(n):
+        found = found | (src[k] != src[k])
+    return found
+
+
+cdef void maxpool_plane(const floating *src, floating *y, int64_t *indices, Window g) noexcept nogil:
+    """Max and first argmax of each window. The update is written as selects, which compile to conditional
+    moves (a data-dependent branch would mispredict about half the time). A plane holding a NaN takes the
+    slower :func:`maxpool_plane_nan` instead, since testing for NaN inside the loop defeats the selects."""
+    cdef Py_ssize_t i, j, h0, h1, w0, w1, hh, ww, at, here
     cdef floating best, val
-    cdef const floating *src
+    if has_nan(src, g.H * g.W):
+        maxpool_plane_nan(src, y, indices, g)
+        return
+    for i in range(g.OH):
+        clip(i * g.sh - g.ph, g.kh, g.H, &h0, &h1)
+        for j in range(g.OW):
+            clip(j * g.sw - g.pw, g.kw, g.W, &w0, &w1)
+            at = h0 * g.W + w0
+            best = src[at]
+            for hh in range(h0, h1):
+                for ww in range(w0, w1):
+                    here = hh * g.W + ww
+                    val = src[here]
+                    at = here if val > best else at
+                    best = val if val > best else best
+            y[i * g.OW + j] = best
+            indices[i * g.OW + j] = at
+
+
+cdef void maxpool_plane_nan(const floating *src, floating *y, int64_t *indices, Window g) noexcept nogil:
+    """As :func:`maxpool_plane`, but a NaN is the max of its window (the first NaN wins, as in NumPy)."""
+    cdef Py_ssize_t i, j, h0, h1, w0, w1, hh, ww, at
+    cdef floating best, val
+    for i in range(g.OH):
+        clip(i * g.sh - g.ph, g.kh, g.H, &h0, &h1)
+        for j in range(g.OW):
+            clip(j * g.sw - g.pw, g.kw, g.W, &w0, &w1)
+            at = h0 * g.W + w0
+            best = src[at]
+            for hh in range(h0, h1):
+                for ww in range(w0, w1):
+                    val = src[hh * g.W + ww]
+                    if best == best and (val > best or val != val):
+                        best = val
+                        at = hh * g.W + ww
+            y[i * g.OW + j] = best
+            indices[i * g.OW + j] = at
+
+
+cdef Window make_window(int H, int W, int OH, int OW, int kh, int kw, int sh, int sw, int ph, int pw) noexcept:
+    cdef Window g
+    g.H, g.W, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw = H, W, OH, OW, kh, kw, sh, sw, ph, pw
+    return g
+
+
+def maxpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] indices,
+                    int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+    """``x (NC, H, W)`` -> ``y, indices (NC, OH, OW)``; ties go to the first position in row-major order."""
+    cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(NC, schedule="static", num_threads=num_threads):
-            src = &x[plane, 0, 0]
-            for i in range(OH):
-                h0 = i * sh - ph
-                h1 = h0 + kh if h0 + kh < H else H
-                h0 = h0 if h0 > 0 else 0
-                for j in range(OW):
-                    w0 = j * sw - pw
-                    w1 = w0 + kw if w0 + kw < W else W
-                    w0 = w0 if w0 > 0 else 0
-                    best_at = h0 * W + w0
-                    best = src[best_at]
-                    hh = h0
-                    while hh < h1 and best == best:
-                        for ww in range(w0, w1):
-                            val = src[hh * W + ww]
-                            if val > best or val != val:
-                                best = val
-                                best_at = hh * W + ww
-                                if val != val:
-                                    break
-                        hh = hh + 1
-                    y[plane, i, j] = best
-                    indices[plane, i, j] = best_at
+        for plane in prange(x.shape[0], schedule="static", num_threads=num_threads):
+            maxpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], &indices[plane, 0, 0], g)
+
+
+cdef Py_ssize_t maxpool_backward_plane(const floating *dy, const int64_t *indices, Py_ssize_t n_out,
+                                       floating *dx, Py_ssize_t n_in) noexcept nogil:
+    """Add each ``dy`` at its index; return how many indices were outside ``[0, n_in)`` (skipped)."""
+    cdef Py_ssize_t o, bad = 0
+    cdef int64_t at
+    memset(dx, 0, n_in * sizeof(floating))
+    for o in range(n_out):
+        at = indices[o]
+        if 0 <= at < n_in:
+            dx[at] += dy[o]
+        else:
+            bad += 1
+    return bad
 
 
 def maxpool_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] indices,
                      floating[:, ::1] dx, int num_threads):
     """``dx (NC, H*W)``: each ``dy`` added at its index. Returns the number of out-of-range indices
     (those are skipped; the caller raises)."""
-    cdef Py_ssize_t NC = dy.shape[0], OH = dy.shape[1], OW = dy.shape[2], HW = dx.shape[1]
-    cdef Py_ssize_t plane, i, j
-    cdef int64_t at
-    cdef Py_ssize_t bad = 0
+    cdef Py_ssize_t plane, n_out = dy.shape[1] * dy.shape[2], bad = 0
     with nogil:
-        for plane in prange(NC, schedule="static", num_threads=num_threads):
-            memset(&dx[plane, 0], 0, HW * sizeof(floating))
-            for i in range(OH):
-                for j in range(OW):
-                    at = indices[plane, i, j]
-                    if at < 0 or at >= HW:
-                        bad += 1
-                    else:
-                        dx[plane, at] += dy[plane, i, j]
+        for plane in prange(dy.shape[0], schedule="static", num_threads=num_threads):
+            bad += maxpool_backward_plane(&dy[plane, 0, 0], &indices[plane, 0, 0], n_out,
+                                          &dx[plane, 0], dx.shape[1])
     return bad
 
 
-cdef inline floating window_divisor(floating area, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0,
-                                    Py_ssize_t w1, bint count_include_pad) noexcept nogil:
-    return area if count_include_pad else <floating>((h1 - h0) * (w1 - w0))
+cdef void avgpool_plane(const floating *src, floating *y, Window g, bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t i, j, h0, h1, w0, w1, hh, ww
+    cdef floating acc, area = g.kh * g.kw
+    for i in range(g.OH):
+        clip(i * g.sh - g.ph, g.kh, g.H, &h0, &h1)
+        for j in range(g.OW):
+            clip(j * g.sw - g.pw, g.kw, g.W, &w0, &w1)
+            acc = 0
+            for hh in range(h0, h1):
+                for ww in range(w0, w1):
+                    acc = acc + src[hh * g.W + ww]
+            y[i * g.OW + j] = acc / (area if count_include_pad else <floating>((h1 - h0) * (w1 - w0)))
 
 
 def avgpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                    int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
-                    bint count_include_pad, int num_threads):
+                    int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad, int num_threads):
     """``y (NC, OH, OW)`` = window sums of ``x (NC, H, W)`` over the divisor (see ``count_include_pad``)."""
-    cdef Py_ssize_t NC = x.shape[0], OH = y.shape[1], OW = y.shape[2]
-    cdef Py_ssize_t plane, i, j, h0, h1, w0, w1, hh, ww
-    cdef floating acc, area = kh * kw
-    cdef const floating *src
+    cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(NC, schedule="static", num_threads=num_threads):
-            src = &x[plane, 0, 0]
-            for i in range(OH):
-                h0 = i * sh - ph
-                h1 = h0 + kh if h0 + kh < H else H
-                h0 = h0 if h0 > 0 else 0
-                for j in range(OW):
-                    w0 = j * sw - pw
-                    w1 = w0 + kw if w0 + kw < W else W
-                    w0 = w0 if w0 > 0 else 0
-                    acc = 0
-                    for hh in range(h0, h1):
-                        for ww in range(w0, w1):
-                            acc = acc + src[hh * W + ww]
-                    y[plane, i, j] = acc / window_divisor(area, h0, h1, w0, w1, count_include_pad)
+        for plane in prange(x.shape[0], schedule="static", num_threads=num_threads):
+            avgpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], g, count_include_pad)
+
+
+cdef void avgpool_backward_plane(const floating *dy, floating *dx, Window g, bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t i, j, h0, h1, w0, w1, hh, ww
+    cdef floating grad, area = g.kh * g.kw
+    memset(dx, 0, g.H * g.W * sizeof(floating))
+    for i in range(g.OH):
+        clip(i * g.sh - g.ph, g.kh, g.H, &h0, &h1)
+        for j in range(g.OW):
+            clip(j * g.sw - g.pw, g.kw, g.W, &w0, &w1)
+            grad = dy[i * g.OW + j] / (area if count_include_pad else <floating>((h1 - h0) * (w1 - w0)))
+            for hh in range(h0, h1):
+                for ww in range(w0, w1):
+                    dx[hh * g.W + ww] += grad
 
 
 def avgpool_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
-                     int kh, int kw, int sh, int sw, int ph, int pw,
-                     bint count_include_pad, int num_threads):
+                     int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad, int num_threads):
     """``dx (NC, H, W)``: each ``dy / divisor`` spread evenly over its window."""
-    cdef Py_ssize_t NC = dy.shape[0], OH = dy.shape[1], OW = dy.shape[2]
-    cdef Py_ssize_t H = dx.shape[1], W = dx.shape[2]
-    cdef Py_ssize_t plane, i, j, h0, h1, w0, w1, hh, ww
-    cdef floating g, area = kh * kw
-    cdef floating *dst
+    cdef Window g = make_window(dx.shape[1], dx.shape[2], dy.shape[1], dy.shape[2], kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(NC, schedule="static", num_threads=num_threads):
-            dst = &dx[plane, 0, 0]
-            memset(dst, 0, H * W * sizeof(floating))
-            for i in range(OH):
-                h0 = i * sh - ph
-                h1 = h0 + kh if h0 + kh < H else H
-                h0 = h0 if h0 > 0 else 0
-                for j in range(OW):
-                    w0 = j * sw - pw
-                    w1 = w0 + kw if w0 + kw < W else W
-                    w0 = w0 if w0 > 0 else 0
-                    g = dy[plane, i, j] / window_divisor(area, h0, h1, w0, w1, count_include_pad)
-                    for hh in range(h0, h1):
-                        for ww in range(w0, w1):
-                            dst[hh * W + ww] += g
+        for plane in prange(dy.shape[0], schedule="static", num_threads=num_threads):
+            avgpool_backward_plane(&dy[plane, 0, 0], &dx[plane, 0, 0], g, count_include_pad)

@@ -34,7 +34,7 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0):
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     indices = np.empty((n, c, oh, ow), dtype=np.int64)
     if y.size:
-        _pool.maxpool_forward(_planes(x), _planes(y), _planes(indices), h, w, *geometry, get_num_threads())
+        _pool.maxpool_forward(_planes(x), _planes(y), _planes(indices), *geometry, get_num_threads())
     return y, indices
 
 
@@ -67,7 +67,7 @@ def avgpool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     if y.size:
-        _pool.avgpool_forward(_planes(x), _planes(y), h, w, *geometry, bool(count_include_pad), get_num_threads())
+        _pool.avgpool_forward(_planes(x), _planes(y), *geometry, bool(count_include_pad), get_num_threads())
     return y
 
 
