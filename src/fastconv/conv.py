@@ -114,6 +114,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     if n:
         work = scratch("cols", (threads, rows * block), x.dtype)
         dwork = scratch("dcols", (threads, rows * block), x.dtype)
-        _conv.backward(dy.reshape(n, k, pixels), x, w.reshape(k, rows), dx if need_dx else x, need_dx,
+        _conv.backward(dy.reshape(n, k, pixels), x, w.reshape(k, rows),
+                       dx if need_dx else np.empty((0, 0, 0, 0), x.dtype), need_dx,
                        dw_part, db_part, work, dwork, block, *geometry, threads)
     return dx, dw_part.sum(axis=0).reshape(w.shape), db_part.sum(axis=0)

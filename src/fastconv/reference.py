@@ -96,18 +96,21 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0):
     """Max over each window; padding counts as -inf. Returns ``(y, indices)``.
 
     ``indices`` (int64, same shape as ``y``) holds the flat position ``h*W + w`` of the maximum inside its own
-    input plane (PyTorch's ``return_indices`` convention); ties go to the first position in row-major order.
+    input plane (PyTorch's ``return_indices`` convention): the first input position (row-major) holding the
+    max, so never a padding position. A NaN in a window is its max (NumPy's rule); the first NaN is chosen.
     """
     n, c, h, wd = x.shape
     kh, kw = pair(kernel_size)
     sh, sw = pair(kernel_size if stride is None else stride)
     ph, pw = pair(padding)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-    win = _windows(xp, (kh, kw), (sh, sw))
+    pads = ((0, 0), (0, 0), (ph, ph), (pw, pw))
+    win = _windows(np.pad(x, pads, constant_values=-np.inf), (kh, kw), (sh, sw))
+    inside = _windows(np.pad(np.ones((1, 1, h, wd), bool), pads), (kh, kw), (sh, sw))
     oh, ow = win.shape[2:4]
     flat = win.reshape(n, c, oh, ow, kh * kw)
-    arg = flat.argmax(axis=-1)
-    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    y = flat.max(axis=-1)
+    hit = (flat == y[..., None]) | (np.isnan(flat) & np.isnan(y)[..., None])
+    arg = (hit & inside.reshape(1, 1, oh, ow, kh * kw)).argmax(axis=-1)
     rows = np.arange(oh)[:, None] * sh - ph + arg // kw
     cols = np.arange(ow)[None, :] * sw - pw + arg % kw
     return np.ascontiguousarray(y), (rows * wd + cols).astype(np.int64)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS the kernels call)
-from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_info
 
 from . import _threads
 
@@ -29,14 +29,15 @@ def _default_threads():
 
 
 def _kernel_blas_libraries():
-    """The BLAS libraries loaded by SciPy (those behind ``scipy.linalg.cython_blas``)."""
+    """Controller of the BLAS libraries that SciPy loaded (those behind ``scipy.linalg.cython_blas``)."""
     import scipy
 
-    scipy_dir = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
-    return ThreadpoolController().select(user_api="blas").select(
-        filepath=[lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers
-                  if os.path.basename(os.path.dirname(lib.filepath)) in ("scipy.libs", ".dylibs")
-                  or os.path.abspath(lib.filepath).startswith(os.path.join(scipy_dir, "scipy"))])
+    scipy_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__))), "")
+    blas = ThreadpoolController().select(user_api="blas")
+    return blas.select(filepath=[
+        lib.filepath for lib in blas.lib_controllers
+        if os.path.abspath(lib.filepath).startswith(scipy_dir + "scipy")   # scipy/ or scipy.libs/ of a wheel
+    ])
 
 
 _num_threads = _default_threads()
@@ -56,12 +57,19 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Use ``n`` threads for fastconv's loops and for NumPy's BLAS (process-wide)."""
+    """Use ``n`` threads for fastconv's kernels and for NumPy's BLAS (process-wide).
+
+    The BLAS the kernels call stays single-threaded: they call it from each of their own ``n`` threads.
+    """
     global _num_threads, _blas_limit
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"number of threads must be a positive int, got {n!r}")
     _num_threads = n
-    _blas_limit = threadpool_limits(limits=n, user_api="blas")
+    kernel_blas = {lib.filepath for lib in _kernel_blas.lib_controllers}
+    numpy_blas = [lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers
+                  if lib.filepath not in kernel_blas]
+    if numpy_blas:
+        _blas_limit = ThreadpoolController().select(filepath=numpy_blas).limit(limits=n)
 
 
 def config():
