@@ -17,5 +17,6 @@ from . import data, optim
 # --- containers, serialization, trainer (dl2.containers, dl2.serialization, dl2.trainer) ---
 from .containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite, auxiliary_loss
 from .serialization import load, load_checkpoint, save, save_checkpoint
+from .trainer import EarlyStopping, Trainer
 
 __version__ = "0.1.0"

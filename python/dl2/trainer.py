@@ -1,0 +1,393 @@
+"""Mini-batch training loop: :class:`Trainer` (``fit`` / ``evaluate`` / ``predict``) and :func:`predict`.
+
+::
+
+    model = Sequential(Conv2D(16, 3, padding=1), ReLU(), Flatten(), Linear(10), input_shape=(1, 8, 8), seed=0)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-3), seed=0)
+    history = trainer.fit(x, t, epochs=10, batch_size=32, validation_data=(xv, tv), checkpoint="ckpt.npz")
+    trainer.evaluate(x_test, t_test)   # {"loss": ..., "accuracy": ...}
+
+``x`` is ``(N, *model.input_shape)``; ``t`` integer labels ``(N,)`` or targets ``(N, *model.output_shape)``.
+"""
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .callbacks import Callback, EarlyStopping, ProgressBar
+from .containers import aux_heads, auxiliary_loss
+from .data import DataLoader
+from .optim import clip_grad_norm
+from .serialization import load_checkpoint, save_checkpoint
+
+__all__ = ["Trainer", "EarlyStopping", "Callback", "predict", "METRICS"]
+
+
+# --------------------------------------------------------------------- metrics
+def _class_indices(t):
+    t = np.asarray(t)
+    return t.argmax(axis=1) if t.ndim == 2 else t
+
+
+def accuracy(y, t):
+    """Fraction of rows of ``y (N, classes)`` whose argmax equals the label (or the target's argmax)."""
+    return float(np.mean(np.argmax(y, axis=1) == _class_indices(t)))
+
+
+#: Metrics by name: ``fn(y, t) -> float`` (a mean over the batch).
+METRICS = {"accuracy": accuracy, "acc": accuracy}
+
+
+def _metric(m):
+    if callable(m):
+        return getattr(m, "__name__", type(m).__name__), m
+    if m not in METRICS:
+        raise ValueError(f"unknown metric {m!r}; choose from {sorted(METRICS)} or pass a function fn(y, t)")
+    return ("accuracy" if m == "acc" else m), METRICS[m]
+
+
+# --------------------------------------------------------------------- batched evaluation
+class _EvalMode:
+    """Context manager: every module in eval mode, previous modes restored on exit."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        for m, mode in self.modes:
+            m.training = mode
+        return False
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def predict(model, x, batch_size=256):
+    """``model``'s eval-mode outputs for ``x (N, ...)`` in batches (the last one may be smaller)."""
+    x = np.asarray(x)
+    batch_size = _check_batch_size(batch_size)
+    if not model.built:
+        raise RuntimeError("predict: the model is not built")
+    if len(x) == 0:
+        return np.zeros((0,) + tuple(model.output_shape), dtype=model.dtype)
+    with _EvalMode(model):
+        return np.concatenate([model.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+# --------------------------------------------------------------------- the trainer
+class Trainer:
+    """Train ``model`` with ``loss`` (a dl2 loss) and ``optimizer`` (a :mod:`dl2.optim` optimizer).
+
+    ``metrics``: names from :data:`METRICS` or functions ``fn(y, t) -> float``. ``callbacks``: e.g.
+    ``[EarlyStopping(patience=3)]``. ``seed`` seeds the shuffling (the model's initialisation and dropout
+    masks come from the model's own seed). ``progress``: True (a per-batch bar and one line per epoch on
+    stderr), ``"bar"`` (the bar only) or False. ``scheduler``: a :mod:`dl2.optim` schedule, stepped after each
+    epoch. ``clip_norm``: clip the global gradient norm before each step.
+    The model must be built before the optimizer is created (so that it has parameters).
+    """
+
+    def __init__(self, model, loss, optimizer, metrics=("accuracy",), callbacks=(), seed=None, progress=True,
+                 scheduler=None, clip_norm=None):
+        if not getattr(model, "built", False):
+            raise ValueError("Trainer: build the model first (Sequential(..., input_shape=...) or "
+                             "model.build(shape)), then create the optimizer from model.parameters()")
+        if not (hasattr(loss, "forward") and hasattr(loss, "backward")):
+            raise TypeError(f"Trainer: loss must have forward(y, t) and backward(), got {loss!r}")
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        if isinstance(metrics, str) or callable(metrics):
+            metrics = (metrics,)
+        self.metrics = [_metric(m) for m in metrics]
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"Trainer: callbacks must be dl2.callbacks.Callback instances, got {cb!r}")
+        self.rng = np.random.default_rng(seed)
+        if progress not in (True, False, "bar"):
+            raise ValueError(f"Trainer: progress must be True, False or 'bar', got {progress!r}")
+        self.progress = progress
+        self.scheduler = scheduler
+        self.clip_norm = clip_norm
+        self.stop_training = False
+        self.has_validation = False
+        self.history = {}
+        self.epoch = 0
+
+    # ----------------------------------------------------------------- checks
+    def _check_data(self, x, t, what):
+        x, t = np.asarray(x), np.asarray(t)
+        if x.ndim == 0 or t.ndim == 0:
+            raise ValueError(f"{what}: x and t must be arrays with a sample axis")
+        if len(x) == 0:
+            raise ValueError(f"{what}: empty dataset (x has 0 samples)")
+        if len(x) != len(t):
+            raise ValueError(f"{what}: x has {len(x)} samples but t has {len(t)}")
+        if x.shape[1:] != tuple(self.model.input_shape):
+            raise ValueError(f"{what}: samples of x have shape {x.shape[1:]}, the model expects "
+                             f"{tuple(self.model.input_shape)}")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise ValueError(f"{what}: x must be real numbers, got dtype {x.dtype}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{what}: x contains NaN or infinite values")
+        out = tuple(self.model.output_shape)
+        if t.ndim == 1 and len(out) == 1 and out[0] > 1:
+            if not (np.issubdtype(t.dtype, np.integer) or
+                    (np.issubdtype(t.dtype, np.floating) and np.all(t == np.round(t)))):
+                raise ValueError(f"{what}: 1-D targets must be integer class labels, got dtype {t.dtype}")
+            lo, hi = t.min(), t.max()
+            if lo < 0 or hi >= out[0]:
+                raise ValueError(f"{what}: labels must be in [0, {out[0]}) for a model with {out[0]} outputs, "
+                                 f"got labels from {lo} to {hi}")
+        elif t.shape[1:] != out:
+            raise ValueError(f"{what}: targets have per-sample shape {t.shape[1:]} but the model outputs {out}")
+        else:
+            if any(name == "accuracy" for name, _ in self.metrics) and len(out) != 1:
+                raise ValueError(f"{what}: accuracy needs class scores (N, classes), the model outputs {out}")
+        return x, t
+
+    # ----------------------------------------------------------------- evaluation
+    def evaluate(self, x, t, batch_size=256):
+        """``{"loss": mean loss, <metric>: value}`` on ``(x, t)`` in eval mode (batched, none dropped).
+
+        The loss is the data loss only (no weight-decay penalty).
+        """
+        x, t = self._check_data(x, t, "evaluate")
+        batch_size = _check_batch_size(batch_size)
+        sums = {"loss": 0.0}
+        sums.update({name: 0.0 for name, _ in self.metrics})
+        with _EvalMode(self.model):
+            for i in range(0, len(x), batch_size):
+                xb, tb = x[i:i + batch_size], t[i:i + batch_size]
+                y = self.model.forward(xb)
+                sums["loss"] += float(self.loss.forward(y, tb)) * len(xb)
+                for name, fn in self.metrics:
+                    sums[name] += float(fn(y, tb)) * len(xb)
+        return {k: v / len(x) for k, v in sums.items()}
+
+    def predict(self, x, batch_size=256):
+        """Eval-mode outputs ``(N, *output_shape)`` in batches; see :func:`predict`."""
+        return predict(self.model, x, batch_size)
+
+    # ----------------------------------------------------------------- training
+    def _state(self):
+        extra = {"trainer": {"stop_training": self.stop_training}}
+        if self.scheduler is not None:
+            extra["scheduler"] = self.scheduler.state_dict()
+        for i, cb in enumerate(self.callbacks):
+            extra[f"callback{i}"] = cb.state_dict()
+        return extra
+
+    def _save(self, path, epoch):
+        save_checkpoint(path, self.model, self.optimizer, epoch=epoch, history=self.history,
+                        rng_states={"shuffle": self.rng.bit_generator.state}, extra=self._state())
+
+    def _resume(self, path):
+        ck = load_checkpoint(path, self.model, self.optimizer)
+        extra = ck["extra"]
+        if "shuffle" in ck["rng_states"]:
+            self.rng.bit_generator.state = ck["rng_states"]["shuffle"]
+        if self.scheduler is not None and "scheduler" in extra:
+            self.scheduler.load_state_dict(extra["scheduler"])
+        for i, cb in enumerate(self.callbacks):
+            if f"callback{i}" in extra:
+                cb.load_state_dict(extra[f"callback{i}"])
+        self.stop_training = bool(extra.get("trainer", {}).get("stop_training", False))
+        return ck["epoch"], ck["history"]
+
+    def fit(self, x, t, epochs=1, batch_size=32, validation_data=None, shuffle=True, checkpoint=None, resume=None,
+            grad_stats=False, transform=None):
+        """Train for ``epochs`` epochs (in total: a resumed run continues up to ``epochs``); return the history.
+
+        History: per-epoch lists ``loss`` (mean training loss incl. auxiliary heads and ``optimizer.penalty()``),
+        one list per metric, ``val_loss`` (data loss + penalty, comparable with ``loss``) and ``val_<metric>``
+        with ``validation_data=(x_val, t_val)``, ``lr`` and ``time`` (seconds). With ``grad_stats``:
+        ``grad_norm`` ``{layer: [per epoch]}`` (mean over batches of the L2 norm of the layer's parameter
+        gradients) and, for a Sequential, ``act_mean`` / ``act_std`` of each layer's output.
+
+        ``checkpoint``: a path written (atomically) after every epoch; ``resume``: a checkpoint path to continue
+        from (weights, optimizer, shuffling and dropout generators, schedule, callbacks, history).
+        ``transform``: a batch augmentation ``fn(xb) -> xb``. A non-finite loss raises FloatingPointError.
+        """
+        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+            raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
+        epochs = int(epochs)
+        batch_size = _check_batch_size(batch_size)
+        x, t = self._check_data(x, t, "fit")
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError("fit: validation_data must be a pair (x_val, t_val)")
+            xv, tv = self._check_data(*validation_data, "fit validation_data")
+        self.has_validation = validation_data is not None
+        if resume is not None and not os.path.exists(os.fspath(resume)):
+            raise FileNotFoundError(f"fit: no checkpoint to resume from at {os.fspath(resume)}")
+
+        loader = DataLoader(x, t, batch_size, shuffle=shuffle, transform=transform)
+        loader.rng = self.rng            # one shuffling stream per trainer, saved in checkpoints
+        model = self.model
+        self.stop_training = False
+        self.history = {}
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        start = 0
+        if resume is not None:
+            start, self.history = self._resume(resume)
+        last_good = (os.fspath(resume), start) if resume is not None else None
+
+        stats = _GradStats(model) if grad_stats else None
+        previous_flag = getattr(model, "needs_input_grad", None)
+        if previous_flag is not None:
+            model.needs_input_grad = False   # nobody needs the gradient wrt the data
+        has_aux = bool(aux_heads(model))
+        try:
+            for epoch in range(start, epochs):
+                if self.stop_training:
+                    break
+                self.epoch = epoch
+                logs = self._train_epoch(loader, epoch, epochs, has_aux, stats, checkpoint, last_good)
+                if validation_data is not None:
+                    val = self.evaluate(xv, tv, batch_size=max(batch_size, 256))
+                    logs["val_loss"] = val.pop("loss") + self._penalty()
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs["lr"] = float(getattr(self.optimizer, "lr", float("nan")))
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                logs["time"] = time.perf_counter() - logs.pop("_start")
+                for key, value in logs.items():
+                    self.history.setdefault(key, []).append(float(value))
+                if stats is not None:
+                    stats.end_epoch(self.history)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, epoch, logs)
+                if self.progress is True:
+                    self._print_epoch(epoch, epochs, logs)
+                if checkpoint is not None:
+                    self._save(checkpoint, epoch + 1)
+                    last_good = (os.fspath(checkpoint), epoch + 1)
+        finally:
+            if stats is not None:
+                stats.detach()
+            if previous_flag is not None:
+                model.needs_input_grad = previous_flag
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self.history
+
+    def _penalty(self):
+        opt = self.optimizer
+        if getattr(opt, "weight_decay", 0) or getattr(opt, "l1", 0):
+            return float(opt.penalty())
+        return 0.0
+
+    def _train_epoch(self, loader, epoch, epochs, has_aux, stats, checkpoint, last_good):
+        model, loss_fn = self.model, self.loss
+        model.train()
+        start = time.perf_counter()
+        bar = (ProgressBar(loader.num_samples, f"epoch {epoch + 1}/{epochs}") if self.progress else None)
+        sums = {"loss": 0.0}
+        sums.update({name: 0.0 for name, _ in self.metrics})
+        seen = 0
+        n_batches = len(loader)
+        try:
+            for b, (xb, tb) in enumerate(loader):
+                model.zero_grad()
+                y = model.forward(xb)
+                if not np.all(np.isfinite(y)):
+                    self._diverged("the network output contains NaN or inf", epoch, b, n_batches, checkpoint,
+                                   last_good)
+                value = float(loss_fn.forward(y, tb))
+                dy = loss_fn.backward()
+                if has_aux:
+                    value += auxiliary_loss(model, loss_fn, tb)
+                value += self._penalty()
+                if not math.isfinite(value):
+                    self._diverged(f"the loss is {value}", epoch, b, n_batches, checkpoint, last_good)
+                model.backward(dy)
+                if self.clip_norm is not None:
+                    clip_grad_norm(self.optimizer.params, self.clip_norm)
+                if stats is not None:
+                    stats.batch()
+                self.optimizer.step()
+                n = len(xb)
+                seen += n
+                sums["loss"] += value * n
+                for name, fn in self.metrics:
+                    sums[name] += float(fn(y, tb)) * n
+                if bar is not None:
+                    bar.update(n, sums["loss"] / seen, sums["accuracy"] / seen if "accuracy" in sums else None)
+                if self.callbacks:
+                    batch_logs = {"loss": value, "size": n}
+                    for cb in self.callbacks:
+                        cb.on_batch_end(self, b, batch_logs)
+        finally:
+            if bar is not None:
+                bar.close()
+        logs = {k: v / seen for k, v in sums.items()}
+        logs["_start"] = start
+        return logs
+
+    def _diverged(self, what, epoch, b, n_batches, checkpoint, last_good):
+        where = f"epoch {epoch + 1}, batch {b + 1}/{n_batches}"
+        if last_good is not None and last_good[1] > 0:
+            keep = f"; the last good checkpoint (after epoch {last_good[1]}) is kept at {last_good[0]}"
+        elif checkpoint is not None:
+            keep = "; no checkpoint had been written yet"
+        else:
+            keep = ""
+        raise FloatingPointError(f"training diverged at {where}: {what} (try a lower learning rate){keep}")
+
+    @staticmethod
+    def _print_epoch(epoch, epochs, logs):
+        parts = [f"epoch {epoch + 1}/{epochs}"]
+        parts += [f"{k} {v:.4f}" for k, v in logs.items() if k not in ("time", "lr")]
+        parts.append(f"{logs['time']:.1f}s")
+        print("  ".join(parts), file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------- gradient / activation statistics
+class _GradStats:
+    """Per-layer gradient norms and (for a Sequential) activation mean/std, averaged over an epoch's batches."""
+
+    def __init__(self, model):
+        self.model = model
+        self.owners = [(f"{name or 'model'} ({type(m).__name__})", list(m._params.values()))
+                       for name, m in model.named_modules() if m._params]
+        self.grad = {key: [] for key, _ in self.owners}
+        self.act_mean, self.act_std = {}, {}
+        self.hooked = hasattr(model, "_activation_hook") and hasattr(model, "layers")
+        if self.hooked:
+            model._activation_hook = self._record
+
+    def _record(self, i, layer, out):
+        if not self.model.training:   # validation / predict passes are not part of the statistics
+            return
+        key = f"{i} ({type(layer).__name__})"
+        out = np.asarray(out, dtype=np.float64)
+        self.act_mean.setdefault(key, []).append(float(out.mean()))
+        self.act_std.setdefault(key, []).append(float(out.std()))
+
+    def batch(self):
+        for key, params in self.owners:
+            self.grad[key].append(math.sqrt(sum(float(np.sum(np.square(p.grad, dtype=np.float64)))
+                                                for p in params)))
+
+    def end_epoch(self, history):
+        for name, table in (("grad_norm", self.grad), ("act_mean", self.act_mean), ("act_std", self.act_std)):
+            if not table:
+                continue
+            out = history.setdefault(name, {})
+            for key, values in table.items():
+                out.setdefault(key, []).append(float(np.mean(values)) if values else float("nan"))
+                values.clear()
+
+    def detach(self):
+        if self.hooked:
+            self.model._activation_hook = None
