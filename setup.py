@@ -13,7 +13,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_threads", "_conv", "_pool", "_batchnorm"]
+KERNELS = ["_threads", "_conv", "_linear", "_pool", "_batchnorm"]
 
 OPENMP_PROBE = textwrap.dedent("""
     #include <omp.h>
@@ -69,9 +69,9 @@ extensions = [
 setup(
     package_dir={"": "python", "fastconv": "src/fastconv"},
     packages=find_packages("python") + ["fastconv"],
-    package_data={"dl2": ["data/*.gz", "data/*.txt"]},
     ext_modules=cythonize(
         extensions,
+        include_path=["src"],
         language_level=3,
         compiler_directives={
             "boundscheck": False,

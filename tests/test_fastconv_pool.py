@@ -366,3 +366,13 @@ def test_pool_backward_matches_finite_differences(impl, shape, kernel, stride, p
             return float(np.sum(g * ref.avgpool2d_forward(x, kernel, stride, padding, include)))
         dx = impl.avgpool2d_backward(g, shape, kernel, stride, padding, include)
         np.testing.assert_allclose(dx, numerical_grad(loss, x), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("pool", [
+    lambda x: fastconv.maxpool2d_forward(x, 2, 1, 1),
+    lambda x: fastconv.avgpool2d_forward(x, 2, 1, 1),
+])
+def test_pooling_an_empty_plane_is_refused(pool):
+    """With H or W = 0 every window would lie in the padding: a clear error, not numpy's reshape failure."""
+    with pytest.raises(ValueError, match="height and width must be at least 1"):
+        pool(np.zeros((1, 1, 0, 3)))

@@ -1,4 +1,4 @@
-"""fastconv: the compiled CPU kernels under dl2 (convolution, pooling, batch norm, im2col).
+"""fastconv: the compiled CPU kernels under dl2 (convolution, fully connected, pooling, batch norm, im2col).
 
 Every function takes NCHW float32 or float64 arrays, validates its arguments (raising ``TypeError`` /
 ``ValueError`` naming the bad one), releases the GIL and runs its loops in parallel with OpenMP.
@@ -9,11 +9,12 @@ __version__ = "0.1.0"
 from . import reference
 from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference
 from .conv import col2im, conv2d_backward, conv2d_forward, im2col
+from .linear import linear_backward, linear_forward
 from .pooling import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from .threads import config, get_num_threads, openmp_enabled, set_num_threads, show_config
 
 __all__ = [
-    "conv2d_forward", "conv2d_backward", "im2col", "col2im",
+    "conv2d_forward", "conv2d_backward", "im2col", "col2im", "linear_forward", "linear_backward",
     "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
     "set_num_threads", "get_num_threads", "openmp_enabled", "show_config", "config", "reference",

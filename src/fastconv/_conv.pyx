@@ -11,24 +11,12 @@ added up at the end. BLAS is SciPy's (``scipy.linalg.cython_blas``), which fastc
 """
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-ctypedef fused floating:
-    float
-    double
+from ._blas cimport floating, gemm
 
 
 cdef struct Geometry:
     int C, H, W, kh, kw, sh, sw, ph, pw, OH, OW
-
-
-cdef inline void gemm(char *ta, char *tb, int m, int n, int k, floating alpha, const floating *a, int lda,
-                      const floating *b, int ldb, floating beta, floating *c, int ldc) noexcept nogil:
-    """Column-major ``C = alpha*op(A) op(B) + beta*C`` (Fortran BLAS convention)."""
-    if floating is float:
-        sgemm(ta, tb, &m, &n, &k, &alpha, <float *>a, &lda, <float *>b, &ldb, &beta, c, &ldc)
-    else:
-        dgemm(ta, tb, &m, &n, &k, &alpha, <double *>a, &lda, <double *>b, &ldb, &beta, c, &ldc)
 
 
 cdef inline Py_ssize_t first_valid(Py_ssize_t offset, Py_ssize_t stride) noexcept nogil:

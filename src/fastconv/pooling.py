@@ -13,6 +13,8 @@ def _pool_geometry(in_shape, kernel_size, stride, padding):
     ph, pw = _checks.pair(padding, "padding", 0)
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"padding {(ph, pw)} must be at most half the kernel size {(kh, kw)}")
+    if 0 in in_shape[2:]:
+        raise ValueError(f"input height and width must be at least 1 for pooling, got shape {tuple(in_shape)}")
     oh, ow = _checks.output_hw(in_shape[2:], (kh, kw), (sh, sw), (ph, pw))
     return (kh, kw, sh, sw, ph, pw), (oh, ow)
 

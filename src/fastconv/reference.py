@@ -10,6 +10,7 @@ import numpy as np
 __all__ = [
     "im2col", "col2im",
     "conv2d_forward", "conv2d_backward",
+    "linear_forward", "linear_backward",
     "maxpool2d_forward", "maxpool2d_backward",
     "avgpool2d_forward", "avgpool2d_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
@@ -80,15 +81,30 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     return np.ascontiguousarray(y.reshape(n, oh, ow, k).transpose(0, 3, 1, 2))
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0):
-    """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)`` with ``db = dy.sum((0, 2, 3))``."""
+def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
+    """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)`` with ``db = dy.sum((0, 2, 3))``.
+
+    With ``need_dx=False`` ``dx`` is not computed and ``None`` is returned for it.
+    """
     k, _, kh, kw = w.shape
     dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, k)     # (N*OH*OW, K)
     cols = im2col(x, (kh, kw), stride, padding)
     dw = (dy_rows.T @ cols).reshape(w.shape)
-    dx = col2im(dy_rows @ w.reshape(k, -1), x.shape, (kh, kw), stride, padding)
+    dx = col2im(dy_rows @ w.reshape(k, -1), x.shape, (kh, kw), stride, padding) if need_dx else None
     db = dy.sum(axis=(0, 2, 3))
     return dx, dw, db
+
+
+# ---------------------------------------------------------------------------------- fully connected
+def linear_forward(x, w, b=None):
+    """``y (N, out) = x (N, in) @ w (in, out) + b``."""
+    y = x @ w
+    return y if b is None else y + b
+
+
+def linear_backward(dy, x, w, need_dx=True):
+    """``(dx, dw, db) = (dy @ w.T, x.T @ dy, dy.sum(0))``; ``dx`` is ``None`` with ``need_dx=False``."""
+    return (dy @ w.T if need_dx else None), x.T @ dy, dy.sum(axis=0)
 
 
 # ------------------------------------------------------------------------------------------ pooling

@@ -1,4 +1,5 @@
 """Fully connected layer."""
+import fastconv
 import numpy as np
 
 from .. import init
@@ -49,16 +50,14 @@ class Linear(LayerMixin, Module):
                              f"add Flatten() before Linear")
         x = self._input(x)
         self._x = x
-        y = x @ self.weight.data
-        if self.bias is not None:
-            y += self.bias.data
-        return y
+        return fastconv.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, dy):
-        self.weight.grad += self._x.T @ dy
+        dx, dw, db = fastconv.linear_backward(dy, self._x, self.weight.data, need_dx=self.needs_input_grad)
+        self.weight.grad += dw
         if self.bias is not None:
-            self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data.T if self.needs_input_grad else None
+            self.bias.grad += db
+        return dx
 
 
 #: The textbook's name for :class:`Linear`.
