@@ -1,0 +1,202 @@
+"""Tests of the dl2 command (dl2.cli, python -m dl2)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from dl2 import cli
+
+LAST_LINE = re.compile(r"^test accuracy: (0\.\d{4}|1\.0000)$")
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """One fastconv thread (fastest for 8x8 digits, and the machine may be shared); restored afterwards."""
+    before = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    yield
+    fastconv.set_num_threads(before)
+
+
+@pytest.fixture
+def no_datasets(tmp_path, monkeypatch):
+    """No MNIST anywhere: an empty home, no DL2_DATA."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DL2_DATA", raising=False)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def accuracy_of(out):
+    last = out.strip().splitlines()[-1]
+    m = LAST_LINE.match(last)
+    assert m, f"last line is {last!r}"
+    return float(m.group(1))
+
+
+# --------------------------------------------------------------------- train / eval / info
+def test_train_few_epochs_table_and_last_line(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "--epochs", "2", "--no-progress", "--threads", "1")
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["epoch"])
+    assert lines[header].split() == ["epoch", "loss", "acc", "val_loss", "val_acc", "sec"]
+    rows = [line.split() for line in lines[header + 1:header + 3]]
+    assert [r[0] for r in rows] == ["1", "2"] and all(len(r) == 6 for r in rows)
+    assert float(rows[1][1]) < float(rows[0][1])     # the loss went down
+    assert accuracy_of(out) > 0.5                    # chance is 0.1
+
+
+def test_default_train_reaches_95_percent(capsys):
+    code, out, _ = run(capsys, "train", "--no-progress", "--threads", "1")
+    assert code == 0
+    assert "model cnn" in out and "dataset digits" in out
+    assert accuracy_of(out) >= 0.95
+
+
+def test_save_then_eval_round_trip(capsys, tmp_path):
+    path = str(tmp_path / "mlp.npz")
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "3", "--optimizer", "momentum",
+                       "--weight-decay", "1e-4", "--seed", "3", "--save", path, "--no-progress")
+    assert code == 0 and os.path.exists(path)
+    trained = accuracy_of(out)
+    code, out, _ = run(capsys, "eval", "--model", path)
+    assert code == 0
+    assert accuracy_of(out) == trained
+
+
+def test_checkpoint_and_resume_from_the_command_line(capsys, tmp_path):
+    ckpt = str(tmp_path / "ckpt.npz")
+    code, out_full, _ = run(capsys, "train", "--model", "mlp", "--epochs", "3", "--no-progress")
+    code, _, _ = run(capsys, "train", "--model", "mlp", "--epochs", "2", "--no-progress", "--checkpoint", ckpt)
+    assert code == 0 and os.path.exists(ckpt)
+    code, out_resumed, _ = run(capsys, "train", "--model", "mlp", "--epochs", "3", "--no-progress",
+                               "--resume", ckpt)
+    assert code == 0 and out_resumed.strip().splitlines()[-1] == out_full.strip().splitlines()[-1]
+
+    def epoch3(out):   # the table row of epoch 3 without its time
+        return next(line.split()[:-1] for line in out.splitlines() if line.split()[:1] == ["3"])
+
+    assert epoch3(out_resumed) == epoch3(out_full)
+
+
+def test_info_prints_fastconv_config(capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0
+    assert "fastconv" in out and "OpenMP" in out and "threads" in out
+    assert "models: cnn, mlp" in out
+
+
+def test_python_dash_m_end_to_end(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dl2", "train", "--epochs", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert LAST_LINE.match(proc.stdout.strip().splitlines()[-1])
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("dl2") is None, reason="the dl2 console script is not on PATH")
+def test_console_script_errors_are_one_line(tmp_path):
+    proc = subprocess.run(["dl2", "train", "--model", "no-such-model"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("dl2: error: unknown model 'no-such-model'")
+
+
+# --------------------------------------------------------------------- errors
+def test_missing_dataset_is_a_one_line_error(capsys, no_datasets):
+    empty = no_datasets / "empty"
+    empty.mkdir()
+    code, out, err = run(capsys, "train", "--dataset", "mnist", "--data-dir", str(empty))
+    assert code == 1
+    assert err.startswith("dl2: error: mnist IDX files not found") and err.count("\n") == 1
+    code, _, err = run(capsys, "train", "--dataset", "mnist", "--data-dir", str(no_datasets / "nope"))
+    assert code == 1 and "no such directory" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "--epochs: expected a positive integer"),
+    (["train", "--batch-size", "x"], "--batch-size: expected a positive integer"),
+    (["train", "--optimizer", "adamw"], "--optimizer: invalid choice"),
+    (["train", "--dataset", "cifar"], "--dataset: invalid choice"),
+    (["train", "--lr", "-1"], "--lr: expected a number"),
+    (["train", "--val-split", "1"], "--val-split: expected a number in [0, 1)"),
+    (["train", "--frobnicate"], "unrecognized arguments"),
+    (["eval"], "required: --model"),
+    ([], "required"),
+])
+def test_bad_options_exit_2_with_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_runtime_errors_exit_1(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "nope")
+    assert code == 1 and "unknown model 'nope'" in err and "cnn, mlp" in err
+    code, _, err = run(capsys, "eval", "--model", str(tmp_path / "missing.npz"))
+    assert code == 1 and "no such file" in err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    code, _, err = run(capsys, "eval", "--model", str(bad))
+    assert code == 1 and "corrupt" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "train", "--save", str(tmp_path / "no" / "dir" / "m.npz"))
+    assert code == 1 and "does not exist" in err
+    code, _, err = run(capsys, "train", "--data-dir", str(tmp_path))
+    assert code == 1 and "does not apply" in err
+
+
+def test_plot_without_matplotlib_is_a_clear_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # makes "import matplotlib" fail
+    code, out, err = run(capsys, "train", "--epochs", "1", "--plot", str(tmp_path / "c.png"))
+    assert code == 1 and "needs matplotlib" in err
+    assert out == ""   # checked before training
+
+
+def test_plot_writes_a_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "curves.png"
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "2", "--no-progress", "--plot", str(path))
+    assert code == 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert LAST_LINE.match(out.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------- model registry
+def test_builtin_models_fit_both_image_sizes():
+    for name in ("cnn", "mlp"):
+        for shape in ((1, 8, 8), (1, 28, 28)):
+            model = cli.get_model(name, shape, 10, seed=0)
+            assert model.input_shape == shape and model.output_shape == (10,)
+            assert model(np.zeros((2,) + shape, np.float32)).shape == (2, 10)
+
+
+def test_registered_model_is_usable_from_the_command_line(capsys, monkeypatch):
+    from dl2.containers import Sequential
+    from dl2.layers import Flatten, Linear
+
+    def tiny(input_shape, num_classes=10, seed=None):
+        return Sequential(Flatten(), Linear(num_classes), input_shape=input_shape, seed=seed)
+
+    monkeypatch.setitem(cli.MODELS, "tiny", tiny)
+    code, out, _ = run(capsys, "train", "--model", "tiny", "--epochs", "2", "--no-progress")
+    assert code == 0 and "model tiny (650 parameters)" in out
+
+
+def test_model_zoo_lookup():
+    zoo = pytest.importorskip("dl2.models")
+    if not getattr(zoo, "REGISTRY", None) and not hasattr(zoo, "LeNet5"):
+        pytest.skip("the model zoo has no lenet5")
+    model = cli.get_model("lenet5", (1, 28, 28), 10, seed=0)
+    assert model.output_shape == (10,) and "lenet5" in cli.model_names()
