@@ -97,6 +97,16 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def _file_mode(path):
+    """The existing file's permission bits, else ``0o666`` minus the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path, arrays):
     """Write ``arrays`` (name -> array) as an npz at ``path`` via temp file + fsync + ``os.replace``.
 
@@ -108,6 +118,7 @@ def atomic_write(path, arrays):
         raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, _file_mode(path))   # mkstemp makes 0600 files; keep the usual permissions
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, array in arrays.items():
