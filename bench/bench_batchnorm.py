@@ -1,0 +1,9 @@
+"""Training-mode batch norm (batch statistics): forward, and forward + backward (dx, dgamma, dbeta)."""
+import pytest
+
+import fcbench
+
+
+@pytest.mark.parametrize("case, impl", fcbench.params(fcbench.batchnorm_cases()))
+def bench_batchnorm(benchmark, case, impl):
+    fcbench.run_case(benchmark, case, impl)

@@ -1,0 +1,71 @@
+"""pytest configuration of the benchmark suite (see bench/README.md).
+
+Every benchmark runs with 2 threads: fastconv.set_num_threads(2) (OpenMP loops; the kernels' own BLAS stays
+single-threaded), NumPy's BLAS limited with threadpoolctl, torch.set_num_threads(2). The thread counts actually
+in effect, the CPU and the library versions are written into the JSON's machine_info (``--benchmark-json``),
+where ``bench/compare.py`` reads them.
+"""
+import os
+import platform
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fcbench  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bench_threads(pytestconfig):
+    """Set the thread counts once, when the first benchmark runs (not merely when this conftest is loaded)."""
+    pytestconfig._fcbench_threads = fcbench.configure_threads(fcbench.THREADS)
+    yield
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def session_info(config):
+    import numpy as np
+
+    import fastconv
+
+    torch = fcbench.torch_or_none()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    cfg = fastconv.config()
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": cores,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__ if torch is not None else None,
+        "fastconv": cfg.get("version"),
+        "fastconv_openmp": cfg.get("openmp"),
+        "threads": fcbench.thread_report(),
+        "threads_at_start": getattr(config, "_fcbench_threads", None),
+        "smoke": fcbench.smoke(),
+        "budget_seconds": fcbench.BUDGET,
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
+                                                "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+        "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["fastconv_bench"] = session_info(config)
