@@ -72,3 +72,19 @@ def test_linear_accepts_non_contiguous_inputs():
 def test_linear_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_linear_is_deterministic_across_many_calls_on_two_threads():
+    """Regression: the slab bounds were once shared between OpenMP threads, so about 1 call in 2,000 returned
+    another thread's rows. Repeated calls on the same data must be bitwise identical."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((64, 512)), rng.standard_normal((512, 10))
+    before = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(2)
+        first = fastconv.linear_forward(x, w)
+        np.testing.assert_allclose(first, x @ w, rtol=1e-12, atol=1e-12)
+        mismatches = sum(not np.array_equal(fastconv.linear_forward(x, w), first) for _ in range(5000))
+    finally:
+        fastconv.set_num_threads(before)
+    assert mismatches == 0

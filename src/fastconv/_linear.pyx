@@ -9,9 +9,9 @@ from cython.parallel cimport prange
 from ._blas cimport floating, gemm
 
 
-cdef inline void slab(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t i, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
-    lo[0] = total * i // parts
-    hi[0] = total * (i + 1) // parts
+cdef inline Py_ssize_t bound(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t i) noexcept nogil:
+    """Start of slab ``i`` of ``parts`` near-equal slabs of ``range(total)``."""
+    return total * i // parts
 
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] w, floating[:, ::1] y, int num_threads):
@@ -19,7 +19,8 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w, floating[:, ::1]
     cdef Py_ssize_t N = x.shape[0], I = x.shape[1], O = w.shape[1], part, lo, hi
     with nogil:
         for part in prange(num_threads, schedule="static", num_threads=num_threads):
-            slab(N, num_threads, part, &lo, &hi)
+            lo = bound(N, num_threads, part)  # assigned here, so private to the thread
+            hi = bound(N, num_threads, part + 1)
             if hi > lo:
                 gemm("N", "N", O, hi - lo, I, 1, &w[0, 0], O, &x[lo, 0], I, 0, &y[lo, 0], O)
 
@@ -29,7 +30,8 @@ def backward_input(const floating[:, ::1] dy, const floating[:, ::1] w, floating
     cdef Py_ssize_t N = dy.shape[0], O = dy.shape[1], I = w.shape[0], part, lo, hi
     with nogil:
         for part in prange(num_threads, schedule="static", num_threads=num_threads):
-            slab(N, num_threads, part, &lo, &hi)
+            lo = bound(N, num_threads, part)  # assigned here, so private to the thread
+            hi = bound(N, num_threads, part + 1)
             if hi > lo:
                 gemm("T", "N", I, hi - lo, O, 1, &w[0, 0], O, &dy[lo, 0], O, 0, &dx[lo, 0], I)
 
@@ -39,6 +41,7 @@ def backward_weight(const floating[:, ::1] dy, const floating[:, ::1] x, floatin
     cdef Py_ssize_t N = dy.shape[0], O = dy.shape[1], I = x.shape[1], part, lo, hi
     with nogil:
         for part in prange(num_threads, schedule="static", num_threads=num_threads):
-            slab(I, num_threads, part, &lo, &hi)
+            lo = bound(I, num_threads, part)  # assigned here, so private to the thread
+            hi = bound(I, num_threads, part + 1)
             if hi > lo:
                 gemm("N", "T", O, hi - lo, N, 1, &dy[0, 0], O, &x[0, lo], I, 0, &dw[lo, 0], O)
