@@ -4,9 +4,16 @@ Every function takes NCHW float32 or float64 arrays, validates its arguments (ra
 ``ValueError`` naming the bad one), releases the GIL and runs its loops in parallel with OpenMP.
 :mod:`fastconv.reference` holds the same functions in plain NumPy: the specification the tests check against.
 """
+import os
+
+# Idle OpenMP threads sleep instead of spinning (unless the user chose otherwise). Kernels are called one after
+# another with NumPy work in between; spinning threads would steal a core from that work, and from any other
+# process, which on a loaded 2-core machine stalls every parallel region for a scheduler time slice.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
-from . import reference
+from . import reference  # noqa: E402  (the environment must be set before the kernels load the OpenMP runtime)
 from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference
 from .conv import col2im, conv2d_backward, conv2d_forward, im2col
 from .linear import linear_backward, linear_forward

@@ -47,7 +47,7 @@ def forward(const floating[:, :, ::1] x, const floating[::1] gamma, const floati
     cdef Layout s = Layout(x.shape[0], x.shape[1], x.shape[2])
     cdef Py_ssize_t c
     with nogil:
-        for c in prange(s.C, schedule="static", num_threads=num_threads):
+        for c in prange(s.C, schedule="dynamic", num_threads=num_threads):
             forward_channel(&x[0, 0, 0], &gamma[0], &beta[0], eps, &y[0, 0, 0], &mean[0], &invstd[0], s, c)
 
 
@@ -81,7 +81,7 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x, const fl
     cdef Layout s = Layout(x.shape[0], x.shape[1], x.shape[2])
     cdef Py_ssize_t c
     with nogil:
-        for c in prange(s.C, schedule="static", num_threads=num_threads):
+        for c in prange(s.C, schedule="dynamic", num_threads=num_threads):
             backward_channel(&dy[0, 0, 0], &x[0, 0, 0], &gamma[0], &mean[0], &invstd[0],
                              &dx[0, 0, 0], &dgamma[0], &dbeta[0], s, c)
 
@@ -98,5 +98,5 @@ def inference(const floating[:, :, ::1] x, const floating[::1] scale, const floa
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2]
     cdef Py_ssize_t nc
     with nogil:
-        for nc in prange(N * C, schedule="static", num_threads=num_threads):
+        for nc in prange(N * C, schedule="dynamic", chunksize=16, num_threads=num_threads):
             affine_rows(&x[nc // C, nc % C, 0], scale[nc % C], offset[nc % C], &y[nc // C, nc % C, 0], M)

@@ -142,7 +142,7 @@ def unfold(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t n, P = g.OH * g.OW
     with nogil:
-        for n in prange(x.shape[0], schedule="static", num_threads=num_threads):
+        for n in prange(x.shape[0], schedule="dynamic", num_threads=num_threads):
             unfold_block(&x[n, 0, 0, 0], g, 0, P, &cols[0, n * P], cols.shape[1])
 
 
@@ -152,7 +152,7 @@ def fold(const floating[:, ::1] cols, floating[:, :, :, ::1] x,
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t n, P = g.OH * g.OW
     with nogil:
-        for n in prange(x.shape[0], schedule="static", num_threads=num_threads):
+        for n in prange(x.shape[0], schedule="dynamic", num_threads=num_threads):
             memset(&x[n, 0, 0, 0], 0, g.C * g.H * g.W * sizeof(floating))
             fold_block(&cols[0, n * P], cols.shape[1], g, 0, P, &x[n, 0, 0, 0])
 
@@ -168,7 +168,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef bint pointwise = is_pointwise(g)
     cdef const floating *cols
     with nogil:
-        for task in prange(N * nblocks, schedule="static", num_threads=num_threads):
+        for task in prange(N * nblocks, schedule="dynamic", num_threads=num_threads):
             n = task // nblocks
             p0 = (task % nblocks) * block
             m = block if p0 + block <= P else P - p0
@@ -182,39 +182,48 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
                 add_bias(&y[n, 0, p0], &bias[0], K, m, P)
 
 
+cdef void backward_image(const floating *dy, const floating *x, const floating *w, floating *dx,
+                         floating *dw, floating *db, floating *work, floating *dwork, Py_ssize_t block,
+                         Py_ssize_t K, Py_ssize_t R, Geometry g) noexcept nogil:
+    """One image: ``dw += dy @ cols.T``, ``db += dy.sum(pixels)`` and, unless ``dx`` is NULL, ``dx = fold(w.T @ dy)``.
+
+    ``dy`` is ``(K, P)``, ``x`` and ``dx`` are ``(C, H, W)``; ``work``/``dwork`` hold ``R*block`` values.
+    """
+    cdef Py_ssize_t P = g.OH * g.OW, p0 = 0, m
+    cdef bint pointwise = is_pointwise(g)
+    if dx != NULL and not pointwise:
+        memset(dx, 0, g.C * g.H * g.W * sizeof(floating))
+    while p0 < P:
+        m = block if p0 + block <= P else P - p0
+        add_row_sums(dy + p0, K, m, P, db)
+        if pointwise:
+            gemm("T", "N", R, K, m, 1, x + p0, P, dy + p0, P, 1, dw, R)
+            if dx != NULL:
+                gemm("N", "T", m, R, K, 1, dy + p0, P, w, R, 0, dx + p0, P)
+        else:
+            unfold_block(x, g, p0, p0 + m, work, m)
+            gemm("T", "N", R, K, m, 1, work, m, dy + p0, P, 1, dw, R)
+            if dx != NULL:
+                gemm("N", "T", m, R, K, 1, dy + p0, P, w, R, 0, dwork, m)
+                fold_block(dwork, m, g, p0, p0 + m, dx)
+        p0 = p0 + m
+
+
 def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const floating[:, ::1] w,
              floating[:, :, :, ::1] dx, bint need_dx, floating[:, :, ::1] dw_part, floating[:, ::1] db_part,
              floating[:, ::1] work, floating[:, ::1] dwork, int block,
              int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
-    """Per-thread partial ``dw_part (threads, K, R)``, ``db_part (threads, K)`` (zeroed by the caller) and,
-    with ``need_dx``, ``dx (N, C, H, W)``. ``work``/``dwork (threads, R*block)`` are scratch."""
+    """Gradients into ``dw_part (G, K, R)``, ``db_part (G, K)`` (zeroed by the caller; part ``g`` sums the ``g``-th
+    of ``G`` fixed, consecutive groups of images, so the result does not depend on thread timing) and, with
+    ``need_dx``, ``dx (N, C, H, W)``. ``work``/``dwork (threads, R*block)`` are per-thread scratch."""
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
-    cdef Py_ssize_t N = x.shape[0], K = w.shape[0], R = w.shape[1], P = g.OH * g.OW
-    cdef Py_ssize_t n, p0, m, t
-    cdef bint pointwise = is_pointwise(g)
-    cdef const floating *cols
-    cdef const floating *g_out
-    cdef floating *dcols
+    cdef Py_ssize_t N = x.shape[0], K = w.shape[0], R = w.shape[1], G = dw_part.shape[0]
+    cdef Py_ssize_t grp, n, n0, n1, t
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
+        for grp in prange(G, schedule="dynamic", num_threads=num_threads):
             t = threadid()
-            if need_dx and not pointwise:
-                memset(&dx[n, 0, 0, 0], 0, g.C * g.H * g.W * sizeof(floating))
-            p0 = 0
-            while p0 < P:
-                m = block if p0 + block <= P else P - p0
-                g_out = &dy[n, 0, p0]
-                add_row_sums(g_out, K, m, P, &db_part[t, 0])
-                if pointwise:
-                    cols = &x[n, 0, 0, p0]
-                    gemm("T", "N", R, K, m, 1, cols, P, g_out, P, 1, &dw_part[t, 0, 0], R)
-                    if need_dx:
-                        gemm("N", "T", m, R, K, 1, g_out, P, &w[0, 0], R, 0, &dx[n, 0, 0, p0], P)
-                else:
-                    unfold_block(&x[n, 0, 0, 0], g, p0, p0 + m, &work[t, 0], m)
-                    gemm("T", "N", R, K, m, 1, &work[t, 0], m, g_out, P, 1, &dw_part[t, 0, 0], R)
-                    if need_dx:
-                        dcols = &dwork[t, 0]
-                        gemm("N", "T", m, R, K, 1, g_out, P, &w[0, 0], R, 0, dcols, m)
-                        fold_block(dcols, m, g, p0, p0 + m, &dx[n, 0, 0, 0])
-                p0 = p0 + m
+            n0 = N * grp // G
+            n1 = N * (grp + 1) // G
+            for n in range(n0, n1):
+                backward_image(&dy[n, 0, 0], &x[n, 0, 0, 0], &w[0, 0], &dx[n, 0, 0, 0] if need_dx else NULL,
+                               &dw_part[grp, 0, 0], &db_part[grp, 0], &work[t, 0], &dwork[t, 0], block, K, R, g)

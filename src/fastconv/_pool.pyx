@@ -89,7 +89,7 @@ def maxpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[
     cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(x.shape[0], schedule="static", num_threads=num_threads):
+        for plane in prange(x.shape[0], schedule="dynamic", chunksize=16, num_threads=num_threads):
             maxpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], &indices[plane, 0, 0], g)
 
 
@@ -114,7 +114,7 @@ def maxpool_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] indi
     (those are skipped; the caller raises)."""
     cdef Py_ssize_t plane, n_out = dy.shape[1] * dy.shape[2], bad = 0
     with nogil:
-        for plane in prange(dy.shape[0], schedule="static", num_threads=num_threads):
+        for plane in prange(dy.shape[0], schedule="dynamic", chunksize=16, num_threads=num_threads):
             bad += maxpool_backward_plane(&dy[plane, 0, 0], &indices[plane, 0, 0], n_out,
                                           &dx[plane, 0], dx.shape[1])
     return bad
@@ -140,7 +140,7 @@ def avgpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(x.shape[0], schedule="static", num_threads=num_threads):
+        for plane in prange(x.shape[0], schedule="dynamic", chunksize=16, num_threads=num_threads):
             avgpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], g, count_include_pad)
 
 
@@ -164,5 +164,5 @@ def avgpool_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
     cdef Window g = make_window(dx.shape[1], dx.shape[2], dy.shape[1], dy.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(dy.shape[0], schedule="static", num_threads=num_threads):
+        for plane in prange(dy.shape[0], schedule="dynamic", chunksize=16, num_threads=num_threads):
             avgpool_backward_plane(&dy[plane, 0, 0], &dx[plane, 0, 0], g, count_include_pad)

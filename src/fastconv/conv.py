@@ -109,8 +109,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     threads = get_num_threads()
     block = _block_pixels(rows, pixels, x.itemsize)
     dx = np.empty_like(x) if need_dx else None
-    dw_part = np.zeros((threads, k, rows), dtype=x.dtype)
-    db_part = np.zeros((threads, k), dtype=x.dtype)
+    groups = max(1, min(n, 4 * threads))   # fixed image groups: results independent of thread timing
+    dw_part = np.zeros((groups, k, rows), dtype=x.dtype)
+    db_part = np.zeros((groups, k), dtype=x.dtype)
     if n:
         work = scratch("cols", (threads, rows * block), x.dtype)
         dwork = scratch("dcols", (threads, rows * block), x.dtype)
