@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 import fastconv
 from fastconv import reference as ref
+from kernel_checks import DTYPES, numerical_grad
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
-DTYPES = [np.float32, np.float64]
 SHAPES = {
     "2d": (8, 3),
     "2d-batch1": (1, 4),            # one value per channel: variance 0
@@ -152,19 +152,6 @@ def test_batchnorm_float32_large_mean_offset(shape, std):
 
 
 # ------------------------------------------------------------- the reference, checked independently
-def numerical_grad(f, a, h=1e-5):
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + h
-        fp = f()
-        a[idx] = old - h
-        fm = f()
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
-
-
 @pytest.mark.parametrize("impl", [ref, fastconv], ids=["reference", "fastconv"])
 @pytest.mark.parametrize("shape", [(5, 3), (3, 2, 3, 2), (1, 2, 2, 3)])
 def test_batchnorm_backward_matches_finite_differences(impl, shape):

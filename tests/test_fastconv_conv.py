@@ -13,38 +13,9 @@ from hypothesis import strategies as st
 import fastconv
 import fastconv.conv
 from fastconv import reference as ref
+from kernel_checks import DTYPES, assert_close, numerical_grad, out_size, pair, randn
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
-DTYPES = [np.float32, np.float64]
-
-
-def pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def out_size(size, k, s, p):
-    return (size + 2 * p - k) // s + 1
-
-
-def randn(rng, shape, dtype):
-    return rng.standard_normal(shape).astype(dtype)
-
-
-def assert_close(got, want, dtype, magnitude):
-    """Elementwise ``|got - want| <= rtol * (|want| + magnitude)``.
-
-    ``magnitude`` bounds the accumulated size of the summands of each element (the same operation on absolute
-    values), so the tolerance follows what rounding can actually produce, element by element.
-    """
-    rtol = RTOL[dtype]
-    assert got.dtype == np.dtype(dtype)
-    assert got.shape == want.shape
-    err = np.abs(got.astype(np.float64) - want)
-    bound = rtol * (np.abs(want) + np.abs(magnitude))
-    bad = ~(err <= bound)
-    assert not bad.any(), (
-        f"{bad.sum()} of {bad.size} elements differ; first at {np.argwhere(bad)[0]}: "
-        f"got {got[bad][0]!r}, want {want[bad][0]!r} (bound {bound[bad][0]:.3g})")
 
 
 @contextlib.contextmanager
@@ -71,16 +42,16 @@ def check_conv(n, c, h, w, k, kernel, stride, padding, bias, dtype, seed=0):
     y = fastconv.conv2d_forward(x, wt, b, stride, padding)
     y_ref = ref.conv2d_forward(x64, w64, b64, stride, padding)
     y_mag = ref.conv2d_forward(np.abs(x64), np.abs(w64), None if b is None else np.abs(b64), stride, padding)
-    assert_close(y, y_ref, dtype, y_mag)
+    assert_close(y, y_ref, dtype, y_mag, RTOL[dtype])
 
     dy = randn(rng, y.shape, dtype)
     dx, dw, db = fastconv.conv2d_backward(dy, x, wt, stride, padding)
     dx_ref, dw_ref, db_ref = ref.conv2d_backward(dy.astype(np.float64), x64, w64, stride, padding)
     dx_mag, dw_mag, _ = ref.conv2d_backward(np.abs(dy).astype(np.float64), np.abs(x64), np.abs(w64), stride,
                                             padding)
-    assert_close(dx, dx_ref, dtype, dx_mag)
-    assert_close(dw, dw_ref, dtype, dw_mag)
-    assert_close(db, db_ref, dtype, np.abs(dy).astype(np.float64).sum(axis=(0, 2, 3)))
+    assert_close(dx, dx_ref, dtype, dx_mag, RTOL[dtype])
+    assert_close(dw, dw_ref, dtype, dw_mag, RTOL[dtype])
+    assert_close(db, db_ref, dtype, np.abs(dy).astype(np.float64).sum(axis=(0, 2, 3)), RTOL[dtype])
 
     none, dw2, db2 = fastconv.conv2d_backward(dy, x, wt, stride, padding, need_dx=False)
     assert none is None
@@ -227,7 +198,7 @@ def test_im2col_col2im_match_reference_random_shapes(geometry, dtype, seed):
     got = fastconv.col2im(c2, x.shape, kernel, stride, padding)
     want = ref.col2im(c2.astype(np.float64), x.shape, kernel, stride, padding)
     mag = ref.col2im(np.abs(c2).astype(np.float64), x.shape, kernel, stride, padding)
-    assert_close(got, want, dtype, mag)
+    assert_close(got, want, dtype, mag, RTOL[dtype])
 
 
 # ------------------------------------------------------------- the reference, checked independently
@@ -292,20 +263,6 @@ def test_reference_conv_matches_nested_loop_definition(case):
     cols = naive_im2col(x, kernel, stride, padding)
     np.testing.assert_array_equal(ref.im2col(x, kernel, stride, padding), cols)
     np.testing.assert_array_equal(fastconv.im2col(x, kernel, stride, padding), cols)
-
-
-def numerical_grad(f, a, h=1e-6):
-    """Central differences of the scalar ``f()`` with respect to every element of ``a`` (modified in place)."""
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + h
-        fp = f()
-        a[idx] = old - h
-        fm = f()
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
 
 
 @pytest.mark.parametrize("impl", [ref, fastconv], ids=["reference", "fastconv"])

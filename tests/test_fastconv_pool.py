@@ -7,32 +7,9 @@ from hypothesis import strategies as st
 
 import fastconv
 from fastconv import reference as ref
+from kernel_checks import DTYPES, assert_close, numerical_grad, out_size, pair, randn
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
-DTYPES = [np.float32, np.float64]
-
-
-def pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def out_size(size, k, s, p):
-    return (size + 2 * p - k) // s + 1
-
-
-def randn(rng, shape, dtype):
-    return rng.standard_normal(shape).astype(dtype)
-
-
-def assert_close(got, want, dtype, magnitude):
-    """Elementwise ``|got - want| <= rtol * (|want| + magnitude)``, ``magnitude`` being the same operation
-    on absolute values (what rounding errors scale with)."""
-    assert got.dtype == np.dtype(dtype) and got.shape == want.shape
-    err = np.abs(got.astype(np.float64) - want)
-    bound = RTOL[dtype] * (np.abs(want) + magnitude)
-    bad = ~((err <= bound) | (np.isnan(got) & np.isnan(want)))
-    assert not bad.any(), (f"{bad.sum()} elements differ; first at {np.argwhere(bad)[0]}: "
-                           f"{got[bad][0]!r} vs {want[bad][0]!r}")
 
 
 def check_pools(n, c, h, w, kernel, stride, padding, dtype, seed=0):
@@ -49,15 +26,15 @@ def check_pools(n, c, h, w, kernel, stride, padding, dtype, seed=0):
     dy64 = dy.astype(np.float64)
     dx = fastconv.maxpool2d_backward(dy, idx, x.shape)
     assert_close(dx, ref.maxpool2d_backward(dy64, idx_ref, x.shape), dtype,
-                 ref.maxpool2d_backward(np.abs(dy64), idx_ref, x.shape))
+                 ref.maxpool2d_backward(np.abs(dy64), idx_ref, x.shape), RTOL[dtype])
 
     for include in (True, False):
         a = fastconv.avgpool2d_forward(x, kernel, stride, padding, include)
         assert_close(a, ref.avgpool2d_forward(x64, kernel, stride, padding, include), dtype,
-                     ref.avgpool2d_forward(np.abs(x64), kernel, stride, padding, include))
+                     ref.avgpool2d_forward(np.abs(x64), kernel, stride, padding, include), RTOL[dtype])
         da = fastconv.avgpool2d_backward(dy, x.shape, kernel, stride, padding, include)
         assert_close(da, ref.avgpool2d_backward(dy64, x.shape, kernel, stride, padding, include), dtype,
-                     ref.avgpool2d_backward(np.abs(dy64), x.shape, kernel, stride, padding, include))
+                     ref.avgpool2d_backward(np.abs(dy64), x.shape, kernel, stride, padding, include), RTOL[dtype])
 
 
 # ------------------------------------------------------------------------------------- named grid
@@ -335,19 +312,6 @@ def test_reference_pools_match_window_loops(shape, kernel, stride, padding):
         np.testing.assert_array_equal(idx, arg)
         np.testing.assert_allclose(impl.avgpool2d_forward(x, kernel, stride, padding, True), inc, rtol=1e-13)
         np.testing.assert_allclose(impl.avgpool2d_forward(x, kernel, stride, padding, False), exc, rtol=1e-13)
-
-
-def numerical_grad(f, a, h=1e-6):
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + h
-        fp = f()
-        a[idx] = old - h
-        fm = f()
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
 
 
 @pytest.mark.parametrize("impl", [ref, fastconv], ids=["reference", "fastconv"])
