@@ -6,6 +6,8 @@ Usage (from the repository root)::
     python bench/compare.py --run --smoke           # the same pipeline on tiny shapes; prints, writes nothing
     pytest bench/ --benchmark-json=out.json         # or: run the benchmarks yourself ...
     python bench/compare.py out.json [--rss]        # ... and print the table (--rss: also measure memory)
+    python bench/compare.py .benchmarks/fastconv-latest.json --output docs/PERFORMANCE.md
+                                                    # render the last --run again (it stores RSS and notes)
 
 The table has, per kernel and shape, the median time of each implementation, the ratios fastconv/PyTorch and
 fastconv/reference, throughput (GFLOP/s for convolutions, GB/s for pooling and batch norm, both computed from the
@@ -157,10 +159,18 @@ def machine_section(data):
     lines.append(f"- threads: fastconv {threads.get('fastconv_threads')}, PyTorch {threads.get('torch_threads')}")
     for lib in threads.get("libraries", []):
         arch = f", {lib['architecture']} kernel" if lib.get("architecture") else ""
-        lines.append(f"  - {lib.get('role')}: {lib.get('internal_api')} {lib.get('version') or ''}{arch}, "
+        version = f" {lib['version']}" if lib.get("version") else ""
+        lines.append(f"  - {lib.get('role')}: {lib.get('internal_api')}{version}{arch}, "
                      f"{lib.get('num_threads')} thread(s) (`{os.path.basename(lib.get('filepath') or '')}`)")
     env = {k: v for k, v in (fb.get("env") or {}).items() if v is not None}
-    lines.append(f"- environment of the benchmark process: {env or 'none of the BLAS/OpenMP variables set'}")
+    before = fb.get("env_at_start")
+    if before is not None:
+        given = {k: v for k, v in before.items() if v is not None}
+        added = {k: v for k, v in env.items() if k not in given}
+        lines.append(f"- environment given to the benchmark process: {given or 'none of the OpenMP/BLAS variables'}"
+                     + (f"; set by fastconv at import: {added}" if added else ""))
+    else:
+        lines.append(f"- environment of the benchmark process: {env or 'none of the OpenMP/BLAS variables set'}")
     kernel_blas = [lib for lib in threads.get("libraries", []) if lib.get("role") == "fastconv kernels' BLAS"]
     if any((lib.get("num_threads") or 1) > 1 for lib in kernel_blas):
         lines.append("- **WARNING: the fastconv kernels' BLAS ran with more than 1 thread (oversubscription: "
@@ -197,7 +207,14 @@ def rss_section(rss):
 
 
 def report(data, rss=None, run_notes=None):
-    """The whole Markdown document (``docs/PERFORMANCE.md``)."""
+    """The whole Markdown document (``docs/PERFORMANCE.md``).
+
+    ``rss`` and ``run_notes`` default to what ``--run`` stored in the JSON (key ``fastconv_run``), so
+    ``python bench/compare.py .benchmarks/fastconv-latest.json`` renders the same document again.
+    """
+    stored = data.get("fastconv_run") or {}
+    rss = rss if rss is not None else stored.get("rss")
+    run_notes = run_notes if run_notes is not None else stored.get("notes")
     rows, sgemm = load_rows(data)
     tab, verdicts = table(rows, sgemm)
     g = sgemm_gflops(sgemm)
@@ -238,6 +255,10 @@ def report(data, rss=None, run_notes=None):
         "backward needs); global average pooling is `adaptive_avg_pool2d(x, 1)` in PyTorch and a 7x7 "
         "`avgpool2d` in fastconv and the reference; batch norm is training mode (batch statistics).",
         "- fwd+bwd rows time the forward *and* the backward call (the backward needs the forward's outputs).",
+        "- OpenMP: fastconv sets `OMP_WAIT_POLICY=PASSIVE` when it is imported (unless already set): idle OpenMP "
+        "threads sleep instead of spinning. PyTorch uses the same libgomp in this process (fastconv is imported "
+        "first), so it runs with the same policy; on a loaded machine that helps both, on an idle one it may cost "
+        "PyTorch a little on its smallest calls.",
         "- **GFLOP/s** (convolutions): forward `2·N·K·C·kh·kw·OH·OW`; fwd+bwd 3x that (dx and dw each cost a "
         "forward). **GB/s** (pooling, batch norm): compulsory bytes, each array counted once, float32 = 4 B, "
         "int64 max-pool indices = 8 B: pool forward reads x and writes y (+ indices); pool backward reads dy "
@@ -338,7 +359,12 @@ def wait_for_quiet(max_load, wait):
     note = f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min)"
     if load[0] > max_load:
         note += f", above the {max_load} aimed at (waited {time.time() - start:.0f} s)"
-    return [note]
+    notes = [note]
+    if load[0] >= 1:
+        notes.append(f"**other processes kept the machine busy** (load {load[0]:.1f} on {os.cpu_count()} cores "
+                     f"before the run), so the 2-thread timings of all three implementations are closer to 1-core "
+                     f"timings than they would be on an idle machine, and small calls suffer most")
+    return notes
 
 
 def run_all(args):
@@ -373,7 +399,10 @@ def run_all(args):
                  + (f"; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}" if load else ""))
     notes.append(f"raw pytest-benchmark JSON kept in `{os.path.relpath(json_path, ROOT)}`"
                  if not args.smoke else "smoke run")
-    doc = report(data, rss, notes)
+    data["fastconv_run"] = {"rss": rss, "notes": notes}
+    with open(json_path, "w") as f:          # so that `compare.py JSON` renders this same document again
+        json.dump(data, f, indent=1)
+    doc = report(data)
     print(doc)
     output = args.output or (None if args.smoke else DEFAULT_DOC)
     if output:
@@ -388,7 +417,7 @@ def main(argv=None):
     parser.add_argument("json", nargs="?", help="pytest-benchmark JSON (--benchmark-json) to summarise")
     parser.add_argument("--run", action="store_true", help="run pytest bench/ and the RSS probe, write the doc")
     parser.add_argument("--smoke", action="store_true", help="with --run: tiny shapes, nothing written by default")
-    parser.add_argument("--output", help=f"with --run: where to write the Markdown (default {DEFAULT_DOC})")
+    parser.add_argument("--output", help=f"where to write the Markdown (with --run: default {DEFAULT_DOC})")
     parser.add_argument("--json-out", help=f"with --run: where to keep the benchmark JSON (default {DEFAULT_JSON})")
     parser.add_argument("--rss", action="store_true", help="with a JSON file: also run the RSS probe")
     parser.add_argument("--rss-steps", type=int, default=RSS_STEPS,
@@ -410,7 +439,12 @@ def main(argv=None):
     with open(args.json) as f:
         data = json.load(f)
     rss = run_rss_probe(args.rss_steps) if args.rss and args.rss_steps > 0 else None
-    print(report(data, rss))
+    doc = report(data, rss)
+    print(doc)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(doc)
+        print(f"wrote {args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ import time
 
 import pytest
 
+#: OpenMP / BLAS environment variables recorded in the JSON.
+ENV_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "OMP_PROC_BIND", "OPENBLAS_CORETYPE",
+            "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: As given to the process, before fastconv is imported (fastconv sets OMP_WAIT_POLICY=PASSIVE unless set).
+ENV_AT_START = {k: os.environ.get(k) for k in ENV_KEYS}
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fcbench  # noqa: E402
@@ -59,8 +65,8 @@ def session_info(config):
         "threads_at_start": getattr(config, "_fcbench_threads", None),
         "smoke": fcbench.smoke(),
         "budget_seconds": fcbench.BUDGET,
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
-                                                "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+        "env_at_start": ENV_AT_START,
+        "env": {k: os.environ.get(k) for k in ENV_KEYS},
         "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }

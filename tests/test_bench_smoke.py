@@ -160,6 +160,8 @@ def test_compare_formats_a_minimal_json():
     assert "2 met, 0 missed" in doc
     data["benchmarks"][2]["stats"]["median"] = 0.06
     assert "fc/PT 0.83x ≤ 0.7x: MISSED" in compare.report(data)
+    data["fastconv_run"] = {"notes": ["a quiet machine"], "rss": None}      # stored by --run
+    assert "Run conditions: a quiet machine." in compare.report(data)
 
 
 def test_rss_section_flags_growth():
