@@ -316,3 +316,30 @@ def test_col2im_sums_overlaps():
     rows = np.array([2, 3, 3, 2])[:, None]
     colz = np.array([2, 3, 3, 3, 2])[None, :]
     np.testing.assert_array_equal(got[0, 0], rows * colz)
+
+
+# ------------------------------------------------- "same"-width convolutions (one copy per kernel tap)
+SAME_WIDTH = [  # stride 1 and OW == W: the kernel unfolds each tap as one shifted run of the input plane
+    (3, 2, 9, 9, 3, 1, 1),
+    (2, 3, 6, 11, (3, 5), 1, (1, 2)),
+    (2, 2, 7, 5, (1, 3), 1, (0, 1)),
+    (2, 2, 5, 8, (5, 1), 1, (1, 0)),       # OH != H, OW == W
+    (2, 3, 12, 11, 5, 1, 2),
+    (1, 1, 1, 1, 3, 1, 1),                 # every tap but the centre lies in the padding
+    (2, 2, 2, 1, 5, 1, 2),                 # padding wider than the input
+    (3, 1, 4, 7, 7, 1, 3),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("nbytes", [None, 64], ids=["one-block", "tiny-blocks"])
+@pytest.mark.parametrize("n,c,h,w,kernel,stride,padding", SAME_WIDTH)
+def test_same_width_convolutions_match_reference(n, c, h, w, kernel, stride, padding, nbytes, dtype):
+    with block_bytes(nbytes if nbytes is not None else fastconv.conv.BLOCK_BYTES):
+        check_conv(n, c, h, w, 3, kernel, stride, padding, True, dtype)
+    kh, kw = pair(kernel)
+    cols = ref.im2col(np.arange(n * c * h * w, dtype=dtype).reshape(n, c, h, w), kernel, stride, padding)
+    got = fastconv.im2col(np.arange(n * c * h * w, dtype=dtype).reshape(n, c, h, w), kernel, stride, padding)
+    np.testing.assert_array_equal(got, cols)
+    np.testing.assert_array_equal(fastconv.col2im(cols, (n, c, h, w), kernel, stride, padding),
+                                  ref.col2im(cols, (n, c, h, w), kernel, stride, padding))

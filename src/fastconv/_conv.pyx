@@ -10,7 +10,7 @@ Backward works per image (its fold writes only that image's ``dx``), with per-th
 added up at the end. BLAS is SciPy's (``scipy.linalg.cython_blas``), which fastconv keeps single-threaded.
 """
 from cython.parallel cimport prange, threadid
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from ._blas cimport floating, gemm
 
@@ -34,12 +34,90 @@ cdef inline Py_ssize_t end_valid(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_
     return j if j < n_out else n_out
 
 
+cdef inline bint rows_are_flat(Geometry g) noexcept nogil:
+    """Stride 1 and output rows as wide as input rows ("same" width): an output block of one kernel tap is then
+    one contiguous run of the input plane, shifted by a constant, apart from the columns that fall in the
+    padding. This covers the common 3x3 / padding 1 convolution."""
+    return g.sh == 1 and g.sw == 1 and g.OW == g.W
+
+
+cdef void tap_span(Geometry g, Py_ssize_t u, Py_ssize_t v, Py_ssize_t p0, Py_ssize_t p1,
+                   Py_ssize_t *q0, Py_ssize_t *q1, Py_ssize_t *shift) noexcept nogil:
+    """For tap ``(u, v)`` on a flat-row geometry: pixels ``[q0, q1)`` of ``[p0, p1)`` lie on valid input rows and
+    read input ``p + shift`` of the plane; ``q0, q1`` are also clipped so those reads stay inside the plane."""
+    cdef Py_ssize_t i_lo = g.ph - u if g.ph > u else 0
+    cdef Py_ssize_t i_hi = g.H + g.ph - u if g.H + g.ph - u < g.OH else g.OH
+    shift[0] = (u - g.ph) * g.W + (v - g.pw)
+    q0[0] = i_lo * g.OW if i_lo * g.OW > p0 else p0
+    q0[0] = -shift[0] if -shift[0] > q0[0] else q0[0]
+    q1[0] = i_hi * g.OW if i_hi * g.OW < p1 else p1
+    q1[0] = g.H * g.W - shift[0] if g.H * g.W - shift[0] < q1[0] else q1[0]
+    q0[0] = q0[0] if q0[0] < p1 else p1
+    q1[0] = q1[0] if q1[0] > q0[0] else q0[0]
+
+
+cdef void zero_padding_columns(floating *dst, Geometry g, Py_ssize_t v, Py_ssize_t p0, Py_ssize_t q0,
+                               Py_ssize_t q1) noexcept nogil:
+    """Zero ``dst[p - p0]`` for pixels ``p`` in ``[q0, q1)`` whose column falls in the padding for tap column ``v``."""
+    cdef Py_ssize_t i, j, p, j_lo = g.pw - v, j_hi = g.W + g.pw - v
+    if q1 <= q0:
+        return
+    for i in range(q0 // g.OW, (q1 - 1) // g.OW + 1):
+        for j in range(0, j_lo):
+            p = i * g.OW + j
+            if q0 <= p < q1:
+                dst[p - p0] = 0
+        for j in range(j_hi if j_hi > 0 else 0, g.OW):
+            p = i * g.OW + j
+            if q0 <= p < q1:
+                dst[p - p0] = 0
+
+
+cdef void unfold_flat(const floating *img, Geometry g, Py_ssize_t p0, Py_ssize_t p1,
+                      floating *cols, Py_ssize_t ld) noexcept nogil:
+    """:func:`unfold_block` for :func:`rows_are_flat` geometries: one contiguous copy per kernel tap."""
+    cdef Py_ssize_t row, c, u, v, q0, q1, shift
+    cdef floating *dst
+    for row in range(g.C * g.kh * g.kw):
+        c = row // (g.kh * g.kw)
+        u = (row // g.kw) % g.kh
+        v = row % g.kw
+        dst = cols + row * ld
+        tap_span(g, u, v, p0, p1, &q0, &q1, &shift)
+        memset(dst, 0, (q0 - p0) * sizeof(floating))
+        memcpy(dst + (q0 - p0), img + c * g.H * g.W + q0 + shift, (q1 - q0) * sizeof(floating))
+        memset(dst + (q1 - p0), 0, (p1 - q1) * sizeof(floating))
+        zero_padding_columns(dst, g, v, p0, q0, q1)
+
+
+cdef void fold_flat(floating *cols, Py_ssize_t ld, Geometry g, Py_ssize_t p0, Py_ssize_t p1,
+                    floating *img) noexcept nogil:
+    """:func:`fold_block` for :func:`rows_are_flat` geometries. Zeroes the padding entries of ``cols`` (scratch)
+    first, so each tap is one contiguous add."""
+    cdef Py_ssize_t row, c, u, v, q0, q1, shift, p
+    cdef floating *src
+    cdef floating *dst
+    for row in range(g.C * g.kh * g.kw):
+        c = row // (g.kh * g.kw)
+        u = (row // g.kw) % g.kh
+        v = row % g.kw
+        src = cols + row * ld - p0
+        tap_span(g, u, v, p0, p1, &q0, &q1, &shift)
+        zero_padding_columns(src + p0, g, v, p0, q0, q1)
+        dst = img + c * g.H * g.W + shift
+        for p in range(q0, q1):
+            dst[p] += src[p]
+
+
 cdef void unfold_block(const floating *img, Geometry g, Py_ssize_t p0, Py_ssize_t p1,
                        floating *cols, Py_ssize_t ld) noexcept nogil:
     """Columns ``p0 .. p1-1`` (output pixels of one image ``img (C, H, W)``) into ``cols`` rows of stride ``ld``."""
     cdef Py_ssize_t row, c, u, v, i, j, ja, jb, j0, j1, hi, off, p
     cdef floating *dst
     cdef const floating *src
+    if rows_are_flat(g):
+        unfold_flat(img, g, p0, p1, cols, ld)
+        return
     for row in range(g.C * g.kh * g.kw):
         c = row // (g.kh * g.kw)
         u = (row // g.kw) % g.kh
@@ -72,12 +150,18 @@ cdef void unfold_block(const floating *img, Geometry g, Py_ssize_t p0, Py_ssize_
             p = p + (jb - ja)
 
 
-cdef void fold_block(const floating *cols, Py_ssize_t ld, Geometry g, Py_ssize_t p0, Py_ssize_t p1,
+cdef void fold_block(floating *cols, Py_ssize_t ld, Geometry g, Py_ssize_t p0, Py_ssize_t p1,
                      floating *img) noexcept nogil:
-    """Adjoint of :func:`unfold_block`: add the columns ``p0 .. p1-1`` into ``img (C, H, W)``."""
+    """Adjoint of :func:`unfold_block`: add the columns ``p0 .. p1-1`` into ``img (C, H, W)``.
+
+    ``cols`` is scratch: entries that correspond to padding may be overwritten with 0.
+    """
     cdef Py_ssize_t row, c, u, v, i, j, ja, jb, j0, j1, hi, off, p
     cdef floating *dst
     cdef const floating *src
+    if rows_are_flat(g):
+        fold_flat(cols, ld, g, p0, p1, img)
+        return
     for row in range(g.C * g.kh * g.kw):
         c = row // (g.kh * g.kw)
         u = (row // g.kw) % g.kh
@@ -146,9 +230,11 @@ def unfold(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
             unfold_block(&x[n, 0, 0, 0], g, 0, P, &cols[0, n * P], cols.shape[1])
 
 
-def fold(const floating[:, ::1] cols, floating[:, :, :, ::1] x,
+def fold(floating[:, ::1] cols, floating[:, :, :, ::1] x,
          int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
-    """Adjoint of :func:`unfold`: ``x (N, C, H, W)`` = sum of the column entries at their input positions."""
+    """Adjoint of :func:`unfold`: ``x (N, C, H, W)`` = sum of the column entries at their input positions.
+
+    ``cols`` is used as scratch (its padding entries may be zeroed)."""
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t n, P = g.OH * g.OW
     with nogil:

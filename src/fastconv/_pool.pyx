@@ -120,18 +120,37 @@ def maxpool_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] indi
     return bad
 
 
+cdef floating window_sum(const floating *src, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0,
+                         Py_ssize_t w1) noexcept nogil:
+    """Sum of ``src[h0:h1, w0:w1]`` (row stride ``W``) with four running sums, so wide windows (global
+    pooling) are not bound by the latency of one chain of additions."""
+    cdef Py_ssize_t hh, ww, n = w1 - w0
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    cdef const floating *row
+    for hh in range(h0, h1):
+        row = src + hh * W + w0
+        ww = 0
+        while ww + 4 <= n:
+            a0 = a0 + row[ww]
+            a1 = a1 + row[ww + 1]
+            a2 = a2 + row[ww + 2]
+            a3 = a3 + row[ww + 3]
+            ww = ww + 4
+        while ww < n:
+            a0 = a0 + row[ww]
+            ww = ww + 1
+    return (a0 + a1) + (a2 + a3)
+
+
 cdef void avgpool_plane(const floating *src, floating *y, Window g, bint count_include_pad) noexcept nogil:
-    cdef Py_ssize_t i, j, h0, h1, w0, w1, hh, ww
-    cdef floating acc, area = g.kh * g.kw
+    cdef Py_ssize_t i, j, h0, h1, w0, w1
+    cdef floating area = g.kh * g.kw
     for i in range(g.OH):
         clip(i * g.sh - g.ph, g.kh, g.H, &h0, &h1)
         for j in range(g.OW):
             clip(j * g.sw - g.pw, g.kw, g.W, &w0, &w1)
-            acc = 0
-            for hh in range(h0, h1):
-                for ww in range(w0, w1):
-                    acc = acc + src[hh * g.W + ww]
-            y[i * g.OW + j] = acc / (area if count_include_pad else <floating>((h1 - h0) * (w1 - w0)))
+            y[i * g.OW + j] = window_sum(src, g.W, h0, h1, w0, w1) / (
+                area if count_include_pad else <floating>((h1 - h0) * (w1 - w0)))
 
 
 def avgpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,

@@ -13,7 +13,7 @@ from .workspace import scratch
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
 
 #: Target size in bytes of one thread's column block (it should stay in the core's L2 cache).
-BLOCK_BYTES = 512 << 10
+BLOCK_BYTES = 384 << 10
 
 
 def _geometry(x_shape, kernel_size, stride, padding):
@@ -58,7 +58,7 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0):
     _checks.expect_shape(cols, (n * oh * ow, c * kh * kw), "cols")
     x = np.zeros(input_shape, dtype=cols.dtype)
     if cols.size:
-        _conv.fold(np.ascontiguousarray(cols.T), x, *geometry, get_num_threads())
+        _conv.fold(np.array(cols.T, order="C"), x, *geometry, get_num_threads())   # a copy: fold writes to it
     return x
 
 
