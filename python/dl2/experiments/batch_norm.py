@@ -15,7 +15,7 @@ LESSON = ("Without batch norm the net only trains in a narrow band of initial sc
           "including small ones where the plain net is stuck at chance (at the very smallest scales the output layer, "
           "which has no batch norm after it, still slows it down).")
 
-SCALES = {"full": 16, "quick": 6, "tiny": 4}
+SCALES = {"full": 16, "quick": 10, "tiny": 4}
 EPOCHS = {"full": 20, "quick": 20, "tiny": 10}
 
 

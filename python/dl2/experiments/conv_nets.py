@@ -10,14 +10,15 @@ from ..optim import Adam
 from ..trainer import Trainer
 
 TITLE = "Textbook conv nets: accuracy and time per epoch (Adam lr 0.001, batch 100)"
-LESSON = ("All three convolutional nets beat a plain MLP of similar size because they share weights across "
-          "positions and keep the 2-D structure. The deeper DeepConvNet (six 3x3 convolutions, dropout) has fewer "
-          "parameters than SimpleConvNet yet usually ends most accurate, but each epoch costs several times more "
-          "computation; dropout also makes its training accuracy lag its test accuracy.")
+LESSON = ("Convolutions share their weights across positions, so parameters and computation part ways: "
+          "DeepConvNet (six 3x3 convolutions) has a quarter of SimpleConvNet's parameters -- most of those sit in "
+          "SimpleConvNet's first affine layer -- but costs several times more computation per epoch. With dropout "
+          "0.5 (even on its logits) it also starts slower and its training accuracy lags its test accuracy; it "
+          "needs more epochs to pay off (the book reports 99.4% on MNIST after 20 epochs).")
 
 NETS = {"SimpleConvNet": SimpleConvNet, "DoubleConvNet": DoubleConvNet, "DeepConvNet": DeepConvNet}
-EPOCHS = {"full": 10, "quick": 3, "tiny": 6}
-SIZES = {"full": (None, None), "quick": (2000, 1000), "tiny": (None, None)}
+EPOCHS = {"full": 10, "quick": 5, "tiny": 6}
+SIZES = {"full": (None, None), "quick": (5000, 1000), "tiny": (None, None)}
 
 
 def run(ctx):

@@ -17,7 +17,7 @@ LESSON = ("Plain SGD with a fixed step is the slowest; momentum (and Nesterov's 
 #: name -> (class name, learning rate): the book's choices (Adam/RMSProp 0.001, the others 0.01).
 OPTIMIZERS = {"SGD": ("SGD", 0.01), "Momentum": ("Momentum", 0.01), "Nesterov": ("Nesterov", 0.01),
               "AdaGrad": ("AdaGrad", 0.01), "RMSProp": ("RMSProp", 0.001), "Adam": ("Adam", 0.001)}
-ITERATIONS = {"full": 2000, "quick": 500, "tiny": 150}
+ITERATIONS = {"full": 2000, "quick": 1000, "tiny": 150}
 BATCH = 128
 
 
