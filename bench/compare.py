@@ -295,6 +295,10 @@ def report(data, rss=None, run_notes=None):
     if met:
         out += ["Met:", ""] + [f"- {k} {s}: {t}" for k, s, t, _ in met] + [""]
     out += ["## Memory of a training run", "", rss_section(rss), ""]
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+    if os.path.exists(analysis):              # the hand-written explanation of the misses
+        with open(analysis) as f:
+            out += [f.read()]
     return "\n".join(out)
 
 
