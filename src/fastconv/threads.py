@@ -101,5 +101,6 @@ def show_config():
     print(f"  threads:     {cfg['num_threads']}")
     print(f"  float types: {', '.join(cfg['float_types'])}")
     for b in cfg["blas"] or [{"internal_api": "unknown"}]:
-        print(f"  BLAS:        {b.get('internal_api')} {b.get('version') or ''} "
-              f"({b.get('architecture') or '?'} kernel, {b.get('num_threads')} threads)")
+        role = "kernels' BLAS" if b.get("filepath") in cfg["kernel_blas"] else "other BLAS   "
+        print(f"  {role}: {b.get('internal_api')} {b.get('version') or ''} "
+              f"({b.get('architecture') or '?'} kernel, {b.get('num_threads')} threads) {b.get('filepath')}")
