@@ -109,8 +109,8 @@ class LPPool2D(_Pool2D, Module):
         return spread * self._x ** (self.p - 1)
 
 
-class GlobalAvgPool2D(LayerMixin, Module):
-    """Mean over H and W: ``(N, C, H, W)`` -> ``(N, C)`` (``(N, C, 1, 1)`` with ``keepdims=True``)."""
+class _GlobalPool2D(LayerMixin, Module):
+    """Shapes shared by the global pools: per sample ``(C, H, W)`` -> ``(C,)``, or ``(C, 1, 1)`` with ``keepdims``."""
 
     def __init__(self, keepdims=False):
         super().__init__()
@@ -119,6 +119,10 @@ class GlobalAvgPool2D(LayerMixin, Module):
     def _build(self, input_shape, dtype, rng):
         expect_rank(self, input_shape, 3, "(C, H, W)")
         return (input_shape[0], 1, 1) if self.keepdims else (input_shape[0],)
+
+
+class GlobalAvgPool2D(_GlobalPool2D):
+    """Mean over H and W: ``(N, C, H, W)`` -> ``(N, C)`` (``(N, C, 1, 1)`` with ``keepdims=True``)."""
 
     def forward(self, x):
         x = self._input(x, "channels")
@@ -134,19 +138,11 @@ class GlobalAvgPool2D(LayerMixin, Module):
         return dx
 
 
-class GlobalMaxPool2D(LayerMixin, Module):
+class GlobalMaxPool2D(_GlobalPool2D):
     """Max over H and W: ``(N, C, H, W)`` -> ``(N, C)`` (``(N, C, 1, 1)`` with ``keepdims=True``).
 
     The gradient goes to the first maximum of each plane (row-major).
     """
-
-    def __init__(self, keepdims=False):
-        super().__init__()
-        self.keepdims = bool(keepdims)
-
-    def _build(self, input_shape, dtype, rng):
-        expect_rank(self, input_shape, 3, "(C, H, W)")
-        return (input_shape[0], 1, 1) if self.keepdims else (input_shape[0],)
 
     def forward(self, x):
         x = self._input(x, "channels")
