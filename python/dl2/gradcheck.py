@@ -130,7 +130,7 @@ def _check_pair(forward, backward, inputs, eps, atol, rtol, seed):
 
 def _check_module(layer, x, params, eps, atol, rtol, seed, train):
     if not layer.built:
-        raise RuntimeError(f"gradcheck: build the module first, e.g. layer.build(x.shape[1:], np.float64, rng)")
+        raise RuntimeError("gradcheck: build the module first, e.g. layer.build(x.shape[1:], np.float64, rng)")
     named = list(layer.named_parameters())
     for name, p in named:
         _f64(f"parameter {name!r}", p.data)
