@@ -8,19 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-import fastconv
 from dl2 import cli
 
 LAST_LINE = re.compile(r"^test accuracy: (0\.\d{4}|1\.0000)$")
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    """One fastconv thread (fastest for 8x8 digits, and the machine may be shared); restored afterwards."""
-    before = fastconv.get_num_threads()
-    fastconv.set_num_threads(1)
-    yield
-    fastconv.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_fastconv_thread")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-import fastconv
 
 import dl2.experiments as experiments
 from dl2.experiments.__main__ import main
@@ -15,12 +14,7 @@ from dl2.experiments.__main__ import main
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = fastconv.get_num_threads()
-    fastconv.set_num_threads(1)      # tiny inputs: a single thread avoids OpenMP barrier costs
-    yield
-    fastconv.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_fastconv_thread")
 
 
 def run_tiny(name, tmp_path):

@@ -3,24 +3,16 @@ against the literature, the registry used by ``dl2 train --model``."""
 import numpy as np
 import pytest
 
-import fastconv
 
 import dl2
 from dl2 import models
-from dl2.containers import AuxHead, Concat, Residual, SqueezeExcite, aux_heads, auxiliary_loss
+from dl2.containers import Concat, Residual, SqueezeExcite, aux_heads, auxiliary_loss
 from dl2.layers import BatchNorm1D, BatchNorm2D, Dropout, LocalResponseNorm
 
 F64 = np.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These inputs are tiny: a single fastconv thread is faster (no OpenMP barriers) and steadier on a busy
-    machine. The previous count is restored afterwards."""
-    previous = fastconv.get_num_threads()
-    fastconv.set_num_threads(1)
-    yield
-    fastconv.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_fastconv_thread")
 
 
 def generic_point(model, seed=0):

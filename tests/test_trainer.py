@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import dl2
-import fastconv
 from dl2.callbacks import EarlyStopping, LambdaCallback, ProgressBar
 from dl2.containers import AuxHead, Sequential
 from dl2.layers import (BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU,
@@ -17,13 +16,7 @@ from dl2.optim import SGD, Adam, Momentum, StepLR
 from dl2.trainer import Trainer, predict
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches run fastest on one thread (and the machine may be shared)."""
-    before = fastconv.get_num_threads()
-    fastconv.set_num_threads(1)
-    yield
-    fastconv.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_fastconv_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,14 @@ def image_shape(input_shape, who, default=(1, 28, 28)):
     return shape
 
 
+def variant_and_shape(input_shape, small, who):
+    """``(small, (C, H, W))``: ``small`` defaults to True for inputs under 64 pixels; the default input is
+    ``(1, 28, 28)`` for the small variant and ``(3, 224, 224)`` for the full-size one."""
+    if small is None:
+        small = input_shape is not None and min(image_shape(input_shape, who)[1:]) < 64
+    return small, image_shape(input_shape, who, default=(1, 28, 28) if small else (3, 224, 224))
+
+
 def check_classes(num_classes, who):
     if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
         raise ValueError(f"{who}: num_classes must be a positive integer, got {num_classes!r}")

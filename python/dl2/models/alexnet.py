@@ -3,7 +3,7 @@ NIPS 2012) and a small variant for 28x28 / 32x32 images."""
 import numpy as np
 
 from ..layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU
-from ._common import build, check_classes, image_shape, scaled
+from ._common import build, check_classes, scaled, variant_and_shape
 
 __all__ = ["AlexNet"]
 
@@ -30,9 +30,7 @@ def AlexNet(input_shape=None, num_classes=10, *, small=None, dropout=0.5, width=
     Linear 512, 512. For ``(1, 28, 28)`` the maps shrink 28 -> 13 -> 6 -> 2, giving 128*2*2 features; 1,511,690
     parameters with 10 classes. ``width`` scales every channel and hidden-unit count.
     """
-    if small is None:
-        small = input_shape is not None and min(image_shape(input_shape, "AlexNet")[1:]) < 64
-    shape = image_shape(input_shape, "AlexNet", default=(1, 28, 28) if small else (3, 224, 224))
+    small, shape = variant_and_shape(input_shape, small, "AlexNet")
     num_classes = check_classes(num_classes, "AlexNet")
     if small:
         convs = [(64, 5, 1, 2), (128, 5, 1, 2), (192, 3, 1, 1), (192, 3, 1, 1), (128, 3, 1, 1)]

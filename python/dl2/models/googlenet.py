@@ -4,7 +4,7 @@ import numpy as np
 from ..containers import AuxHead, Concat
 from ..layers import (AvgPool2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, LocalResponseNorm, MaxPool2D,
                       ReLU)
-from ._common import build, check_classes, image_shape, scaled
+from ._common import build, check_classes, scaled, variant_and_shape
 
 __all__ = ["GoogLeNet", "inception", "INCEPTION_CONFIGS"]
 
@@ -58,9 +58,7 @@ def GoogLeNet(input_shape=None, num_classes=10, *, small=None, width=None, aux_w
     ``MaxPool 3/2`` (-> 7), 4a..4e, ``MaxPool 3/2`` (-> 4), 5a, 5b, and aux heads pooling 3x3/2; 10 classes:
     the small GoogLeNet has 538,058 parameters, 161,492 of them in the two aux heads.
     """
-    if small is None:
-        small = input_shape is not None and min(image_shape(input_shape, "GoogLeNet")[1:]) < 64
-    shape = image_shape(input_shape, "GoogLeNet", default=(1, 28, 28) if small else (3, 224, 224))
+    small, shape = variant_and_shape(input_shape, small, "GoogLeNet")
     num_classes = check_classes(num_classes, "GoogLeNet")
     if width is None:
         width = 0.25 if small else 1.0

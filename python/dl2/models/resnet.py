@@ -4,7 +4,7 @@ import numpy as np
 
 from ..containers import Residual, SqueezeExcite
 from ..layers import BatchNorm2D, Conv2D, GlobalAvgPool2D, Linear, MaxPool2D, ReLU
-from ._common import build, check_classes, image_shape, scaled
+from ._common import build, check_classes, scaled, variant_and_shape
 
 __all__ = ["ResNet", "SEResNet", "basic_block"]
 
@@ -29,9 +29,7 @@ def basic_block(in_channels, channels, stride=1, se_reduction=None):
 
 
 def _resnet(who, input_shape, num_classes, depth, small, width, se_reduction, dtype, seed):
-    if small is None:
-        small = input_shape is not None and min(image_shape(input_shape, who)[1:]) < 64
-    shape = image_shape(input_shape, who, default=(1, 28, 28) if small else (3, 224, 224))
+    small, shape = variant_and_shape(input_shape, small, who)
     num_classes = check_classes(num_classes, who)
     if small:
         depth = 20 if depth is None else depth

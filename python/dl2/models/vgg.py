@@ -3,7 +3,7 @@ configurations A, B, D and E (VGG-11, -13, -16, -19), with a small variant for 2
 import numpy as np
 
 from ..layers import BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
-from ._common import build, check_classes, image_shape, scaled
+from ._common import build, check_classes, scaled, variant_and_shape
 
 __all__ = ["VGG", "VGG_CONFIGS"]
 
@@ -32,9 +32,7 @@ def VGG(input_shape=None, num_classes=10, depth=16, *, small=None, batchnorm=Fal
     """
     if depth not in VGG_CONFIGS:
         raise ValueError(f"VGG: depth must be one of {sorted(VGG_CONFIGS)}, got {depth!r}")
-    if small is None:
-        small = input_shape is not None and min(image_shape(input_shape, "VGG")[1:]) < 64
-    shape = image_shape(input_shape, "VGG", default=(1, 28, 28) if small else (3, 224, 224))
+    small, shape = variant_and_shape(input_shape, small, "VGG")
     num_classes = check_classes(num_classes, "VGG")
     if width is None:
         width = 0.5 if small else 1.0

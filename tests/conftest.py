@@ -1,0 +1,14 @@
+"""Fixtures shared by the test files."""
+import pytest
+
+import fastconv
+
+
+@pytest.fixture(scope="module")
+def one_fastconv_thread():
+    """One fastconv thread for a module of tests on tiny inputs (no OpenMP barriers to wait on, steadier on a
+    shared machine); the previous count is restored afterwards."""
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    yield
+    fastconv.set_num_threads(previous)
