@@ -56,11 +56,16 @@ class BuildExtWithOpenMP(build_ext):
         super().build_extensions()
 
 
+#: C sources compiled into a kernel module beside its .pyx (the float32 convolution engine, with run-time
+#: dispatch between its generic, AVX2 and AVX-512 code: no -march flag is ever needed).
+C_SOURCES = {"_conv": ["src/fastconv/csrc/fc_conv.c"]}
+
 extensions = [
     Extension(
         f"fastconv.{name}",
-        [f"src/fastconv/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        [f"src/fastconv/{name}.pyx"] + C_SOURCES.get(name, []),
+        include_dirs=[np.get_include(), "src/fastconv/csrc"],
+        depends=["src/fastconv/csrc/fc_conv.h", "src/fastconv/csrc/fc_conv_impl.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     for name in KERNELS

@@ -313,3 +313,101 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const
             for n in range(n0, n1):
                 backward_image(&dy[n, 0, 0], &x[n, 0, 0, 0], &w[0, 0], &dx[n, 0, 0, 0] if need_dx else NULL,
                                &dw_part[grp, 0, 0], &db_part[grp, 0], &work[t, 0], &dwork[t, 0], block, K, R, g)
+
+
+# ============================================================================= float32: fastconv's own engine
+cdef extern from "fc_conv.h" nogil:
+    ctypedef struct fc_geom:
+        Py_ssize_t N, C, H, W, K, kh, kw, sh, sw, ph, pw, OH, OW
+    int FC_ISA_COUNT
+    int fc_isa_supported(int isa)
+    int fc_get_isa()
+    int fc_set_isa(int isa)
+    const char *fc_isa_name(int isa)
+    void fc_isa_tiles(int isa, int *tiles)
+    size_t fc_conv_forward_workspace(const fc_geom *g, int threads)
+    void fc_conv_forward(const fc_geom *g, const float *x, const float *w, const float *bias, float *y,
+                         void *workspace, int threads)
+    int fc_conv_dx_supported(const fc_geom *g)
+    size_t fc_conv_dx_workspace(const fc_geom *g, int threads)
+    void fc_conv_dx(const fc_geom *g, const float *dy, const float *w, float *dx, void *workspace, int threads)
+    size_t fc_conv_dw_workspace(const fc_geom *g, int threads)
+    void fc_conv_dw(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
+                    int threads)
+    double fc_fma_peak(double seconds, int threads)
+
+
+def isa_names():
+    """Names of the instruction sets the engine is built for, in order of preference (lowest first)."""
+    return [fc_isa_name(i).decode() for i in range(FC_ISA_COUNT)]
+
+
+def isa_supported(str name):
+    return bool(fc_isa_supported(isa_names().index(name)))
+
+
+def get_isa():
+    return fc_isa_name(fc_get_isa()).decode()
+
+
+def set_isa(str name):
+    if fc_set_isa(isa_names().index(name)) != 0:
+        raise ValueError(f"instruction set {name!r} is not supported by this CPU")
+
+
+def isa_tiles(str name):
+    """Micro-tile sizes of ``name``: forward (channels, pixels), weight gradient (channels, columns)."""
+    cdef int tiles[4]
+    fc_isa_tiles(isa_names().index(name), tiles)
+    return (tiles[0], tiles[1]), (tiles[2], tiles[3])
+
+
+def fma_peak(double seconds, int threads):
+    with nogil:
+        result = fc_fma_peak(seconds, threads)
+    return result
+
+
+cdef fc_geom geometry(tuple shape):
+    cdef fc_geom g
+    g.N, g.C, g.H, g.W, g.K, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW = shape
+    return g
+
+
+def workspace_bytes(str which, tuple shape, int threads):
+    """Bytes of workspace the float32 ``which`` ("forward", "dx" or "dw") needs for ``shape`` =
+    (N, C, H, W, K, kh, kw, sh, sw, ph, pw, OH, OW) with the current instruction set."""
+    cdef fc_geom g = geometry(shape)
+    if which == "forward":
+        return fc_conv_forward_workspace(&g, threads)
+    if which == "dx":
+        return fc_conv_dx_workspace(&g, threads)
+    return fc_conv_dw_workspace(&g, threads)
+
+
+def dx_supported(tuple shape):
+    cdef fc_geom g = geometry(shape)
+    return bool(fc_conv_dx_supported(&g))
+
+
+def forward_f32(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] bias, bint has_bias,
+                float[:, :, :, ::1] y, unsigned char[::1] workspace, tuple shape, int threads):
+    """``y = conv(x, w) + bias`` on the engine (arguments validated by the caller)."""
+    cdef fc_geom g = geometry(shape)
+    with nogil:
+        fc_conv_forward(&g, &x[0, 0, 0, 0], &w[0, 0, 0, 0], &bias[0] if has_bias else NULL, &y[0, 0, 0, 0],
+                        &workspace[0], threads)
+
+
+def dx_f32(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, float[:, :, :, ::1] dx,
+           unsigned char[::1] workspace, tuple shape, int threads):
+    cdef fc_geom g = geometry(shape)
+    with nogil:
+        fc_conv_dx(&g, &dy[0, 0, 0, 0], &w[0, 0, 0, 0], &dx[0, 0, 0, 0], &workspace[0], threads)
+
+
+def dw_f32(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, float[:, :, :, ::1] dw, float[::1] db,
+           unsigned char[::1] workspace, tuple shape, int threads):
+    cdef fc_geom g = geometry(shape)
+    with nogil:
+        fc_conv_dw(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0], &workspace[0], threads)

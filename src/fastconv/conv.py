@@ -1,8 +1,9 @@
 """Convolution (cross-correlation, NCHW, weights ``(K, C, kh, kw)``) and the im2col / col2im transforms.
 
-The kernels (``_conv.pyx``) split the output into blocks of pixels of one image; each OpenMP thread unfolds its
-block into a cache-sized column buffer and multiplies it with a single-threaded BLAS GEMM that writes straight
-into the output. See the module docstring of ``_conv.pyx`` for the backward pass.
+float32 runs on fastconv's own engine (``csrc/``): packed implicit-GEMM kernels with a register-blocked
+micro-kernel for the instruction set chosen at import (see :func:`fastconv.get_isa`). float64, and the
+``dx`` of strided convolutions, take the im2col + BLAS kernels of ``_conv.pyx``: each OpenMP thread unfolds a
+block of pixels into a cache-sized column buffer and multiplies it with a single-threaded BLAS GEMM.
 """
 import numpy as np
 
@@ -74,6 +75,15 @@ def _check_conv_args(x, w, stride, padding):
     return x, w, geometry, out_hw
 
 
+def _engine_shape(x_shape, k, geometry, out_hw):
+    """The 13 sizes the float32 engine takes: (N, C, H, W, K, kh, kw, sh, sw, ph, pw, OH, OW)."""
+    return tuple(int(v) for v in (*x_shape, k, *geometry, *out_hw))
+
+
+def _engine_workspace(which, shape, threads):
+    return scratch("engine-" + which, (_conv.workspace_bytes(which, shape, threads),), np.uint8)
+
+
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
     """``y (N, K, OH, OW)`` = cross-correlation of ``x (N, C, H, W)`` with ``w (K, C, kh, kw)``, plus ``b (K,)``."""
     x, w, geometry, (oh, ow) = _check_conv_args(x, w, stride, padding)
@@ -87,6 +97,11 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
         return y
     rows, pixels = w[0].size, oh * ow
     threads = get_num_threads()
+    if x.dtype == np.float32:
+        shape = _engine_shape(x.shape, k, geometry, (oh, ow))
+        bias = b if b is not None else np.zeros(1, np.float32)
+        _conv.forward_f32(x, w, bias, b is not None, y, _engine_workspace("forward", shape, threads), shape, threads)
+        return y
     block = _block_pixels(rows, pixels, x.itemsize)
     work = scratch("cols", (threads, rows * block), x.dtype)
     bias = b if b is not None else np.zeros(1, dtype=x.dtype)
@@ -105,7 +120,28 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     dy = _checks.float_array(dy, "dy", ndim=4)
     _checks.same_dtype(x=x, dy=dy)
     _checks.expect_shape(dy, (n, k, oh, ow), "dy")
-    rows, pixels = w[0].size, oh * ow
+    if x.dtype == np.float32:
+        threads = get_num_threads()
+        shape = _engine_shape(x.shape, k, geometry, (oh, ow))
+        dw, db = np.empty_like(w), np.empty(k, np.float32)
+        if n == 0:
+            dw[...], db[...] = 0, 0
+            return (np.empty_like(x) if need_dx else None), dw, db
+        _conv.dw_f32(dy, x, dw, db, _engine_workspace("dw", shape, threads), shape, threads)
+        if not need_dx:
+            return None, dw, db
+        if _conv.dx_supported(shape):
+            dx = np.empty_like(x)
+            _conv.dx_f32(dy, w, dx, _engine_workspace("dx", shape, threads), shape, threads)
+            return dx, dw, db
+        return _blas_backward(dy, x, w, geometry, need_dx=True)[0], dw, db
+    return _blas_backward(dy, x, w, geometry, need_dx)
+
+
+def _blas_backward(dy, x, w, geometry, need_dx):
+    """``(dx, dw, db)`` by im2col blocks and BLAS (float64, and the dx of strided float32 convolutions)."""
+    n, k = x.shape[0], w.shape[0]
+    rows, pixels = w[0].size, dy.shape[2] * dy.shape[3]
     threads = get_num_threads()
     block = _block_pixels(rows, pixels, x.itemsize)
     dx = np.empty_like(x) if need_dx else None

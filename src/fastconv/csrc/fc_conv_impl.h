@@ -1,0 +1,443 @@
+/* The float32 convolution engine for one instruction set. fc_conv.c includes this file once per ISA, after
+ * defining:
+ *   SFX     suffix of every function name (generic, avx2, avx512)
+ *   FC_TGT  the target attribute of the hot functions (empty for the baseline build)
+ *   VLEN    floats per vector register
+ *   FMR/FNV forward micro-tile: FMR output channels x FNV vectors (FNR = FNV*VLEN) of output pixels
+ *   WMR/WNR weight-gradient micro-tile: WMR output channels x WNR weight columns, each a VLEN-lane vector of
+ *           partial sums over pixels
+ *
+ * Forward (and dx, as the forward convolution of dy with flipped, transposed weights): C = A^T B with
+ *   A = weights packed once per call into FMR-row panels (shared by all threads),
+ *   B = a panel of FNR output pixels taken across image boundaries, packed straight from the (padded) images
+ *       (implicit im2col: the full column matrix never exists); one panel per task, in the thread's L2.
+ * The micro-kernel keeps an FMR x FNR tile in registers over the whole reduction and writes it once.
+ *
+ * Weight gradient: dW[k][r] = sum_j dy[k][j] cols[r][j] over all pixels j of the batch. dy is copied once
+ * into rows over the whole batch; units of work are (group of output channels, group of weight columns),
+ * each owned by one thread for the whole batch, so dW needs no per-thread partial sums and the result does
+ * not depend on thread timing. A unit walks the pixels in chunks, packs its cols rows for the chunk and
+ * accumulates lane-wise partial sums, which are reduced once at the end.
+ */
+#define FC_CAT_(a, b) a##_##b
+#define FC_CAT(a, b) FC_CAT_(a, b)
+#define F(name) FC_CAT(name, SFX)
+#define VF F(vf)
+#define FNR (FNV * VLEN)
+
+typedef float VF __attribute__((vector_size(VLEN * 4), aligned(4), may_alias));
+
+/* ------------------------------------------------------------------------------------------ micro-kernels */
+
+/* tile[i][0..FNR) = sum_r A[r][i] * B[r][0..FNR) for i < FMR. A is (R, FMR), B is (R, FNR). */
+static FC_TGT void F(ukr_forward)(ptrdiff_t R, const float *restrict A, const float *restrict B,
+                                  float *restrict tile)
+{
+    VF acc[FMR][FNV];
+    for (int i = 0; i < FMR; i++)
+        for (int v = 0; v < FNV; v++)
+            acc[i][v] = (VF){0};
+    for (ptrdiff_t r = 0; r < R; r++) {
+        VF b[FNV];
+        for (int v = 0; v < FNV; v++)
+            b[v] = *(const VF *)(B + r * FNR + v * VLEN);
+        for (int i = 0; i < FMR; i++) {
+            const float a = A[r * FMR + i];
+            for (int v = 0; v < FNV; v++)
+                acc[i][v] += a * b[v];
+        }
+    }
+    for (int i = 0; i < FMR; i++)
+        for (int v = 0; v < FNV; v++)
+            *(VF *)(tile + i * FNR + v * VLEN) = acc[i][v];
+}
+
+/* acc[i][j] += sum over s of D[i][s] * Cc[j][s], lane-wise over nvec vectors s; D rows have stride ldd, Cc rows
+ * ldc; acc holds WMR*WNR vectors. The call sums its chunk in registers from zero and then adds it to acc (two
+ * levels of summation: the rounding error grows with the chunk length plus the number of chunks, not with
+ * their product). */
+static FC_TGT void F(ukr_dw)(ptrdiff_t nvec, const float *restrict D, ptrdiff_t ldd, const float *restrict Cc,
+                             ptrdiff_t ldc, float *restrict acc)
+{
+    VF a[WMR][WNR];
+    for (int i = 0; i < WMR; i++)
+        for (int j = 0; j < WNR; j++)
+            a[i][j] = (VF){0};
+    for (ptrdiff_t s = 0; s < nvec; s++) {
+        VF d[WMR];
+        for (int i = 0; i < WMR; i++)
+            d[i] = *(const VF *)(D + i * ldd + s * VLEN);
+        for (int j = 0; j < WNR; j++) {
+            const VF c = *(const VF *)(Cc + j * ldc + s * VLEN);
+            for (int i = 0; i < WMR; i++)
+                a[i][j] += d[i] * c;
+        }
+    }
+    for (int i = 0; i < WMR; i++)
+        for (int j = 0; j < WNR; j++)
+            *(VF *)(acc + (i * WNR + j) * VLEN) += a[i][j];
+}
+
+/* ------------------------------------------------------------------------------------------------ packing */
+
+/* Rows [r0, r0 + nrows) of the column matrix for the pixels described by ``segs`` (``nv`` valid pixels),
+ * into ``dst`` rows of stride ``ld``; entries [nv, width) of each row are zeroed. Rows r >= R are all zero.
+ * ``index`` (room for nv ints) is scratch: when the runs are short (small output planes), each row is
+ * gathered through a table of input offsets instead of copied run by run. */
+static FC_TGT void F(pack_cols)(const fc_padded *p, const float *restrict xp, const fc_seg *segs, int nseg,
+                                ptrdiff_t nv, ptrdiff_t r0, ptrdiff_t nrows, ptrdiff_t width,
+                                float *restrict dst, ptrdiff_t ld, ptrdiff_t *restrict index)
+{
+    const ptrdiff_t taps = p->kh * p->kw, R = p->C * taps, plane = p->Hp * p->Wp;
+    const int gather = nv < 8 * (ptrdiff_t)nseg;
+    if (gather)
+        for (int s = 0; s < nseg; s++)
+            for (ptrdiff_t l = 0; l < segs[s].len; l++)
+                index[segs[s].j + l] = segs[s].in + l * p->sw;
+    for (ptrdiff_t rr = 0; rr < nrows; rr++) {
+        const ptrdiff_t r = r0 + rr;
+        float *restrict d = dst + rr * ld;
+        if (r >= R) {
+            for (ptrdiff_t j = 0; j < width; j++)
+                d[j] = 0;
+            continue;
+        }
+        const ptrdiff_t c = r / taps, u = (r / p->kw) % p->kh, v = r % p->kw;
+        const float *base = xp + c * plane + u * p->Wp + v;
+        if (gather) {
+            for (ptrdiff_t j = 0; j < nv; j++)
+                d[j] = base[index[j]];
+        } else {
+            for (int s = 0; s < nseg; s++) {
+                const float *restrict src = base + segs[s].in;
+                float *restrict o = d + segs[s].j;
+                const ptrdiff_t len = segs[s].len;
+                if (p->sw == 1) {
+                    for (ptrdiff_t l = 0; l < len; l++)
+                        o[l] = src[l];
+                } else {
+                    for (ptrdiff_t l = 0; l < len; l++)
+                        o[l] = src[l * p->sw];
+                }
+            }
+        }
+        for (ptrdiff_t j = nv; j < width; j++)
+            d[j] = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ forward */
+
+typedef struct {
+    fc_padded p;
+    ptrdiff_t K, R, P, NP, panels, kblocks, chunks, kb_per_chunk, tasks;
+    size_t xp_bytes, wp_bytes, thread_bytes;
+} F(fwd_plan);
+
+static F(fwd_plan) F(plan_forward)(const fc_geom *g, int threads)
+{
+    F(fwd_plan) q;
+    q.p = padded_geometry(g);
+    q.K = g->K;
+    q.R = g->C * g->kh * g->kw;
+    q.P = g->OH * g->OW;
+    q.NP = g->N * q.P;
+    q.panels = (q.NP + FNR - 1) / FNR;
+    q.kblocks = (q.K + FMR - 1) / FMR;
+    /* Enough tasks for every thread: when the batch has few pixel panels, split the output channels too (each
+     * such task packs its panel again, which costs little beside the arithmetic of a small batch). */
+    q.chunks = 1;
+    if (q.panels < 4 * (ptrdiff_t)threads) {
+        q.chunks = (4 * threads + q.panels - 1) / q.panels;
+        if (q.chunks > q.kblocks)
+            q.chunks = q.kblocks;
+    }
+    q.kb_per_chunk = (q.kblocks + q.chunks - 1) / q.chunks;
+    q.chunks = (q.kblocks + q.kb_per_chunk - 1) / q.kb_per_chunk;
+    q.tasks = q.panels * q.chunks;
+    q.xp_bytes = needs_padding(g) ? align_up(sizeof(float) * g->N * g->C * q.p.Hp * q.p.Wp) : 0;
+    q.wp_bytes = align_up(sizeof(float) * q.kblocks * FMR * q.R);
+    q.thread_bytes = align_up(sizeof(float) * q.R * FNR) + align_up(sizeof(float) * FMR * FNR) +
+                     align_up(sizeof(fc_seg) * FNR) + align_up(sizeof(ptrdiff_t) * FNR);
+    return q;
+}
+
+static size_t F(forward_workspace)(const fc_geom *g, int threads)
+{
+    F(fwd_plan) q = F(plan_forward)(g, threads);
+    return q.xp_bytes + q.wp_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
+}
+
+/* y = conv(x, weights) + bias, where the weights are ``w`` as given (transposed = 0) or, for dx, the flipped
+ * transpose of a (C, K, kh, kw) array (transposed = 1; see pack_weights). */
+static void F(forward)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
+                       float *y, void *workspace, int threads)
+{
+    const F(fwd_plan) q = F(plan_forward)(g, threads);
+    char *ws = align_ptr(workspace);
+    float *xp = q.xp_bytes ? (float *)ws : (float *)x;
+    float *wp = (float *)(ws + q.xp_bytes);
+    char *thread_ws = ws + q.xp_bytes + q.wp_bytes;
+    const ptrdiff_t out_image = q.K * q.P;
+
+    #pragma omp parallel num_threads(threads)
+    {
+        char *mine = thread_ws + q.thread_bytes * (size_t)fc_thread_num();
+        float *panel = (float *)mine;
+        float *tile = (float *)(mine + align_up(sizeof(float) * q.R * FNR));
+        fc_seg *segs = (fc_seg *)(mine + align_up(sizeof(float) * q.R * FNR) + align_up(sizeof(float) * FMR * FNR));
+        ptrdiff_t *index = (ptrdiff_t *)((char *)segs + align_up(sizeof(fc_seg) * FNR));
+        if (q.xp_bytes)
+            pad_images(g, x, xp);
+        pack_weights(g, transposed, w, FMR, wp);
+
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t task = 0; task < q.tasks; task++) {
+            const ptrdiff_t pan = task / q.chunks, chunk = task % q.chunks;
+            const ptrdiff_t q0 = pan * FNR, nv = q.NP - q0 < FNR ? q.NP - q0 : FNR;
+            const int nseg = make_segments(&q.p, q.P, out_image, q0, nv, segs);
+            const ptrdiff_t kb0 = chunk * q.kb_per_chunk;
+            const ptrdiff_t kb1 = kb0 + q.kb_per_chunk < q.kblocks ? kb0 + q.kb_per_chunk : q.kblocks;
+            F(pack_cols)(&q.p, xp, segs, nseg, nv, 0, q.R, FNR, panel, FNR, index);
+            for (ptrdiff_t kb = kb0; kb < kb1; kb++) {
+                F(ukr_forward)(q.R, wp + kb * q.R * FMR, panel, tile);
+                store_tile(tile, FNR, kb * FMR, q.K - kb * FMR < FMR ? q.K - kb * FMR : FMR, segs, nseg, q.P,
+                           bias, y);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ weight gradient */
+
+enum { F(DW_CHUNK) = 256 };   /* pixels per chunk: a multiple of every VLEN */
+
+typedef struct {
+    fc_padded p;
+    ptrdiff_t K, R, P, NP, NPp, chunk, ktiles, rtiles, kt_per_unit, rt_per_unit, kgroups, rgroups, units;
+    size_t xp_bytes, dyt_bytes, thread_bytes;
+} F(dw_plan);
+
+static F(dw_plan) F(plan_dw)(const fc_geom *g, int threads)
+{
+    F(dw_plan) q;
+    q.p = padded_geometry(g);
+    q.K = g->K;
+    q.R = g->C * g->kh * g->kw;
+    q.P = g->OH * g->OW;
+    q.NP = g->N * q.P;
+    q.NPp = (q.NP + VLEN - 1) / VLEN * VLEN;
+    q.chunk = q.NPp < F(DW_CHUNK) ? q.NPp : F(DW_CHUNK);
+    q.ktiles = (q.K + WMR - 1) / WMR;
+    q.rtiles = (q.R + WNR - 1) / WNR;
+    /* Up to 64 output channels by up to 8 column tiles per unit (their partial sums stay in L2); fewer column
+     * tiles when that leaves too few units to keep every thread busy. */
+    q.kt_per_unit = 64 / WMR < q.ktiles ? 64 / WMR : q.ktiles;
+    q.kgroups = (q.ktiles + q.kt_per_unit - 1) / q.kt_per_unit;
+    q.rt_per_unit = 8 < q.rtiles ? 8 : q.rtiles;
+    while (q.rt_per_unit > 1 &&
+           q.kgroups * ((q.rtiles + q.rt_per_unit - 1) / q.rt_per_unit) < 4 * (ptrdiff_t)threads)
+        q.rt_per_unit--;
+    q.rgroups = (q.rtiles + q.rt_per_unit - 1) / q.rt_per_unit;
+    q.units = q.kgroups * q.rgroups;
+    q.xp_bytes = needs_padding(g) ? align_up(sizeof(float) * g->N * g->C * q.p.Hp * q.p.Wp) : 0;
+    q.dyt_bytes = align_up(sizeof(float) * q.ktiles * WMR * q.NPp);
+    q.thread_bytes = align_up(sizeof(float) * q.rt_per_unit * WNR * q.chunk) +
+                     align_up(sizeof(float) * q.kt_per_unit * q.rt_per_unit * WMR * WNR * VLEN) +
+                     align_up(sizeof(fc_seg) * q.chunk) + align_up(sizeof(ptrdiff_t) * q.chunk);
+    return q;
+}
+
+static size_t F(dw_workspace)(const fc_geom *g, int threads)
+{
+    F(dw_plan) q = F(plan_dw)(g, threads);
+    return q.xp_bytes + q.dyt_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
+}
+
+static void F(dw)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
+                  int threads)
+{
+    const F(dw_plan) q = F(plan_dw)(g, threads);
+    char *ws = align_ptr(workspace);
+    float *xp = q.xp_bytes ? (float *)ws : (float *)x;
+    float *dyt = (float *)(ws + q.xp_bytes);
+    char *thread_ws = ws + q.xp_bytes + q.dyt_bytes;
+    const ptrdiff_t tile_floats = WMR * WNR * VLEN;
+
+    #pragma omp parallel num_threads(threads)
+    {
+        char *mine = thread_ws + q.thread_bytes * (size_t)fc_thread_num();
+        float *cols = (float *)mine;
+        float *acc = (float *)(mine + align_up(sizeof(float) * q.rt_per_unit * WNR * q.chunk));
+        fc_seg *segs = (fc_seg *)(mine + align_up(sizeof(float) * q.rt_per_unit * WNR * q.chunk) +
+                                  align_up(sizeof(float) * q.kt_per_unit * q.rt_per_unit * tile_floats));
+        ptrdiff_t *index = (ptrdiff_t *)((char *)segs + align_up(sizeof(fc_seg) * q.chunk));
+        if (q.xp_bytes)
+            pad_images(g, x, xp);
+        gather_dy_rows(g, dy, q.ktiles * WMR, q.NPp, dyt, db);
+
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t unit = 0; unit < q.units; unit++) {
+            const ptrdiff_t kg = unit / q.rgroups, rg = unit % q.rgroups;
+            const ptrdiff_t kt0 = kg * q.kt_per_unit, rt0 = rg * q.rt_per_unit;
+            const ptrdiff_t nkt = q.ktiles - kt0 < q.kt_per_unit ? q.ktiles - kt0 : q.kt_per_unit;
+            const ptrdiff_t nrt = q.rtiles - rt0 < q.rt_per_unit ? q.rtiles - rt0 : q.rt_per_unit;
+            for (ptrdiff_t i = 0; i < nkt * nrt * tile_floats; i++)
+                acc[i] = 0;
+            for (ptrdiff_t j0 = 0; j0 < q.NPp; j0 += q.chunk) {
+                const ptrdiff_t pc = q.NPp - j0 < q.chunk ? q.NPp - j0 : q.chunk;
+                const ptrdiff_t nv = q.NP - j0 < pc ? q.NP - j0 : pc;
+                const int nseg = make_segments(&q.p, q.P, 0, j0, nv, segs);
+                F(pack_cols)(&q.p, xp, segs, nseg, nv, rt0 * WNR, nrt * WNR, pc, cols, q.chunk, index);
+                for (ptrdiff_t kt = 0; kt < nkt; kt++)
+                    for (ptrdiff_t rt = 0; rt < nrt; rt++)
+                        F(ukr_dw)(pc / VLEN, dyt + (kt0 + kt) * WMR * q.NPp + j0, q.NPp,
+                                  cols + rt * WNR * q.chunk, q.chunk, acc + (kt * nrt + rt) * tile_floats);
+            }
+            for (ptrdiff_t kt = 0; kt < nkt; kt++)
+                for (ptrdiff_t rt = 0; rt < nrt; rt++)
+                    reduce_tile(acc + (kt * nrt + rt) * tile_floats, WMR, WNR, VLEN, (kt0 + kt) * WMR,
+                                (rt0 + rt) * WNR, q.K, q.R, dw);
+        }
+    }
+}
+
+/* Weight gradient, outer-product form, for layers with many output channels (deep layers on small planes):
+ * dW[k][r0 .. r0+FNR) tiles come straight from the forward micro-kernel, with A = dy packed as [kb][pixel][FMR]
+ * (once per call, shared) and B = the transposed columns [pixel][FNR] of one column block, packed per pixel
+ * chunk. A unit of work is one column block over the whole batch (deterministic, no partial sums). */
+typedef struct {
+    fc_padded p;
+    ptrdiff_t K, R, P, NP, chunk, kblocks, rblocks;
+    size_t xp_bytes, dyp_bytes, thread_bytes;
+} F(dwo_plan);
+
+static F(dwo_plan) F(plan_dw_outer)(const fc_geom *g)
+{
+    F(dwo_plan) q;
+    q.p = padded_geometry(g);
+    q.K = g->K;
+    q.R = g->C * g->kh * g->kw;
+    q.P = g->OH * g->OW;
+    q.NP = g->N * q.P;
+    q.chunk = q.NP < F(DW_CHUNK) ? q.NP : F(DW_CHUNK);
+    q.kblocks = (q.K + FMR - 1) / FMR;
+    q.rblocks = (q.R + FNR - 1) / FNR;
+    q.xp_bytes = needs_padding(g) ? align_up(sizeof(float) * g->N * g->C * q.p.Hp * q.p.Wp) : 0;
+    q.dyp_bytes = align_up(sizeof(float) * q.kblocks * FMR * q.NP);
+    q.thread_bytes = align_up(sizeof(float) * q.chunk * FNR) + align_up(sizeof(float) * FMR * FNR) +
+                     align_up(sizeof(fc_seg) * q.chunk) + align_up(sizeof(ptrdiff_t) * FNR);
+    return q;
+}
+
+/* The outer-product form wins when each packed column value feeds enough multiply-adds (many output channels)
+ * and there are enough column blocks to share among the threads. */
+static int F(use_dw_outer)(const fc_geom *g, int threads)
+{
+    const ptrdiff_t R = g->C * g->kh * g->kw;
+    return g->K >= 96 && (R + FNR - 1) / FNR >= 4 * (ptrdiff_t)threads;
+}
+
+/* colsT[j][rr] = column (r0 + rr) of pixel j for the pixels of ``segs`` (nv of them), rr < FNR (0 past R). */
+static FC_TGT void F(pack_cols_t)(const fc_padded *p, const float *restrict xp, const fc_seg *segs, int nseg,
+                                  ptrdiff_t r0, ptrdiff_t R, float *restrict colsT, ptrdiff_t *restrict roff)
+{
+    const ptrdiff_t taps = p->kh * p->kw, plane = p->Hp * p->Wp;
+    const ptrdiff_t nr = R - r0 < FNR ? R - r0 : FNR;
+    for (ptrdiff_t rr = 0; rr < nr; rr++) {
+        const ptrdiff_t r = r0 + rr, c = r / taps, u = (r / p->kw) % p->kh, v = r % p->kw;
+        roff[rr] = c * plane + u * p->Wp + v;
+    }
+    for (int s = 0; s < nseg; s++)
+        for (ptrdiff_t l = 0; l < segs[s].len; l++) {
+            const float *restrict src = xp + segs[s].in + l * p->sw;
+            float *restrict d = colsT + (segs[s].j + l) * FNR;
+            for (ptrdiff_t rr = 0; rr < nr; rr++)
+                d[rr] = src[roff[rr]];
+            for (ptrdiff_t rr = nr; rr < FNR; rr++)
+                d[rr] = 0;
+        }
+}
+
+static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
+                        int threads)
+{
+    const F(dwo_plan) q = F(plan_dw_outer)(g);
+    char *ws = align_ptr(workspace);
+    float *xp = q.xp_bytes ? (float *)ws : (float *)x;
+    float *dyp = (float *)(ws + q.xp_bytes);
+    char *thread_ws = ws + q.xp_bytes + q.dyp_bytes;
+
+    #pragma omp parallel num_threads(threads)
+    {
+        char *mine = thread_ws + q.thread_bytes * (size_t)fc_thread_num();
+        float *colsT = (float *)mine;
+        float *tile = (float *)(mine + align_up(sizeof(float) * q.chunk * FNR));
+        fc_seg *segs = (fc_seg *)((char *)tile + align_up(sizeof(float) * FMR * FNR));
+        ptrdiff_t *roff = (ptrdiff_t *)((char *)segs + align_up(sizeof(fc_seg) * q.chunk));
+        if (q.xp_bytes)
+            pad_images(g, x, xp);
+        pack_dy_blocks(g, dy, FMR, dyp, db);
+
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t rb = 0; rb < q.rblocks; rb++) {
+            const ptrdiff_t r0 = rb * FNR, nr = q.R - r0 < FNR ? q.R - r0 : FNR;
+            for (ptrdiff_t j0 = 0; j0 < q.NP; j0 += q.chunk) {
+                const ptrdiff_t pc = q.NP - j0 < q.chunk ? q.NP - j0 : q.chunk;
+                const int nseg = make_segments(&q.p, q.P, 0, j0, pc, segs);
+                F(pack_cols_t)(&q.p, xp, segs, nseg, r0, q.R, colsT, roff);
+                for (ptrdiff_t kb = 0; kb < q.kblocks; kb++) {
+                    F(ukr_forward)(pc, dyp + (kb * q.NP + j0) * FMR, colsT, tile);
+                    add_tile(tile, FNR, kb * FMR, q.K - kb * FMR < FMR ? q.K - kb * FMR : FMR, r0, nr, q.R,
+                             j0 == 0, dw);
+                }
+            }
+        }
+    }
+}
+
+static size_t F(dw_any_workspace)(const fc_geom *g, int threads)
+{
+    if (F(use_dw_outer)(g, threads)) {
+        F(dwo_plan) q = F(plan_dw_outer)(g);
+        return q.xp_bytes + q.dyp_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
+    }
+    return F(dw_workspace)(g, threads);
+}
+
+static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
+                      int threads)
+{
+    if (F(use_dw_outer)(g, threads))
+        F(dw_outer)(g, dy, x, dw, db, workspace, threads);
+    else
+        F(dw)(g, dy, x, dw, db, workspace, threads);
+}
+
+/* ------------------------------------------------------------------------------------------------ FMA peak */
+
+/* 12 independent multiply-add chains of ``iters`` steps; returns a value that depends on all of them. */
+static FC_TGT float F(fma_chains)(long iters, float seed)
+{
+    VF a[12], m = (VF){0} + 0.999999f, c = (VF){0} + 1e-7f;
+    for (int i = 0; i < 12; i++)
+        a[i] = (VF){0} + (seed + (float)i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++)
+            a[i] = a[i] * m + c;
+    VF s = (VF){0};
+    for (int i = 0; i < 12; i++)
+        s += a[i];
+    float out = 0;
+    for (int l = 0; l < VLEN; l++)
+        out += s[l];
+    return out;
+}
+
+static const fc_impl F(impl) = {
+    F(forward_workspace), F(forward), F(dw_any_workspace), F(dw_any), F(fma_chains), VLEN, {FMR, FNR, WMR, WNR},
+};
+
+#undef F
+#undef VF
+#undef FNR
