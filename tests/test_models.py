@@ -150,7 +150,7 @@ TRAIN = {
     "lenet5": (16, 3, lambda s: models.LeNet5(s, seed=0)),
     "alexnet": (16, 8, lambda s: models.AlexNet(s, width=0.25, seed=0)),
     "vgg": (16, 3, lambda s: models.VGG(s, depth=11, width=0.125, batchnorm=True, seed=0)),
-    "googlenet": (16, 3, lambda s: models.GoogLeNet(s, width=0.125, seed=0)),
+    "googlenet": (16, 5, lambda s: models.GoogLeNet(s, width=0.125, seed=0)),
     "resnet": (8, 3, lambda s: models.ResNet(s, depth=8, width=0.5, seed=0)),
     "se_resnet": (8, 3, lambda s: models.SEResNet(s, depth=8, width=0.5, seed=0)),
 }
