@@ -12,3 +12,13 @@ def one_fastconv_thread():
     fastconv.set_num_threads(1)
     yield
     fastconv.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module", params=fastconv.available_isas())
+def each_isa(request):
+    """Run a module of tests once per instruction set of the float32 convolution engine this CPU supports
+    (generic, avx2, avx512); the previous one is restored afterwards."""
+    previous = fastconv.get_isa()
+    fastconv.set_isa(request.param)
+    yield request.param
+    fastconv.set_isa(previous)

@@ -17,6 +17,9 @@ from kernel_checks import DTYPES, assert_close, numerical_grad, out_size, pair, 
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 
+# Every test of this module runs on each instruction set of the float32 engine that this CPU supports.
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 
 @contextlib.contextmanager
 def block_bytes(nbytes):

@@ -1,0 +1,139 @@
+"""The float32 convolution engine (src/fastconv/csrc): instruction-set dispatch, and accuracy on larger shapes.
+
+The grid, sweep and property tests of test_fastconv_conv.py run on every instruction set already; here:
+choosing the set (API and ``FASTCONV_ISA``), the FMA-peak probe, and the accuracy bound the engine promises
+(docs/PERFORMANCE.md) on shapes with channel counts off the SIMD multiples, planes from 1x1 to 57x57, batches up
+to 130 and several thread counts: float32 results within ``2e-4 (|ref| + 1) + 5e-5 max|ref|`` of a float64
+reference computed on the same float32 inputs, float64 within ``1e-9 (|ref| + 1)``.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import reference as ref
+
+
+def test_isa_names_and_default():
+    available = fastconv.available_isas()
+    assert available[0] == "generic"
+    assert set(available) <= {"generic", "avx2", "avx512"}
+    assert fastconv.get_isa() in available
+
+
+def test_set_isa_round_trip_and_errors():
+    previous = fastconv.get_isa()
+    try:
+        for name in fastconv.available_isas():
+            fastconv.set_isa(name)
+            assert fastconv.get_isa() == name
+        with pytest.raises(ValueError, match="instruction set must be one of"):
+            fastconv.set_isa("sse9")
+        with pytest.raises(ValueError):
+            fastconv.set_isa(None)
+        unsupported = [n for n in ("avx2", "avx512") if n not in fastconv.available_isas()]
+        for name in unsupported:
+            with pytest.raises(ValueError, match="not supported by this CPU"):
+                fastconv.set_isa(name)
+    finally:
+        fastconv.set_isa(previous)
+
+
+def _python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def test_environment_variable_chooses_the_isa():
+    done = _python("import fastconv; print(fastconv.get_isa())", FASTCONV_ISA="generic")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "generic"
+
+
+def test_environment_variable_with_a_bad_name_fails_at_import():
+    done = _python("import fastconv", FASTCONV_ISA="quantum")
+    assert done.returncode != 0
+    assert "FASTCONV_ISA='quantum'" in done.stderr
+
+
+def test_fma_peak_probe():
+    assert fastconv.measure_fma_peak(1, seconds=0.02) > 0.1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            fastconv.measure_fma_peak(bad)
+    with pytest.raises(ValueError):
+        fastconv.measure_fma_peak(1, seconds=0)
+
+
+# (N, C, H, W, K, kernel, stride, padding)
+LARGE = [
+    (130, 3, 9, 9, 17, 3, 1, 1),       # many tiny images: pixel panels span images
+    (2, 257, 7, 7, 130, 3, 1, 1),      # channels just past SIMD multiples, outer-product weight gradient
+    (3, 33, 57, 57, 9, 3, 1, 1),       # large odd plane
+    (4, 513, 1, 1, 66, 1, 1, 0),       # 1x1 plane
+    (5, 100, 3, 3, 512, 3, 1, 1),      # many output channels on a 3x3 plane
+    (7, 31, 15, 13, 47, 5, 1, 2),      # 5x5, odd everything
+    (3, 19, 23, 23, 37, 3, 2, 1),      # strided (dx from the im2col + BLAS path)
+]
+
+
+def _bound_ok(got, want, dtype):
+    err = np.abs(got.astype(np.float64) - want)
+    if dtype == np.float32:
+        bound = 2e-4 * (np.abs(want) + 1) + 5e-5 * np.abs(want).max()
+    else:
+        bound = 1e-9 * (np.abs(want) + 1)
+    return float((err / bound).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", LARGE, ids=[f"{c[0]}x{c[1]}x{c[2]}x{c[3]}-k{c[4]}-{c[5]}x{c[5]}-s{c[6]}"
+                                              for c in LARGE])
+def test_accuracy_bound_on_large_shapes(each_isa, case, dtype):
+    n, c, h, w, k, ks, s, p = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c, ks, ks)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    x64, w64, b64 = x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64)
+    y_ref = ref.conv2d_forward(x64, w64, b64, s, p)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    dx_ref, dw_ref, db_ref = ref.conv2d_backward(dy.astype(np.float64), x64, w64, s, p)
+    for threads in (1, 3):
+        fastconv.set_num_threads(threads)
+        try:
+            y = fastconv.conv2d_forward(x, wt, b, s, p)
+            dx, dw, db = fastconv.conv2d_backward(dy, x, wt, s, p)
+        finally:
+            fastconv.set_num_threads(2)
+        for name, got, want in (("y", y, y_ref), ("dx", dx, dx_ref), ("dw", dw, dw_ref), ("db", db, db_ref)):
+            ratio = _bound_ok(got, want, dtype)
+            assert ratio <= 1, f"{name} with {threads} threads: error is {ratio:.3g} times the bound"
+
+
+def test_results_do_not_depend_on_thread_timing(each_isa):
+    """Repeated calls give bitwise the same results (no partial sums added in thread order)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 20, 11, 11)).astype(np.float32)
+    wt = rng.standard_normal((100, 20, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((9, 100, 11, 11)).astype(np.float32)
+    first = fastconv.conv2d_forward(x, wt, None, 1, 1), *fastconv.conv2d_backward(dy, x, wt, 1, 1)
+    for _ in range(3):
+        again = fastconv.conv2d_forward(x, wt, None, 1, 1), *fastconv.conv2d_backward(dy, x, wt, 1, 1)
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_nan_and_inf_propagate_like_the_reference(each_isa):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    x[1, 0, 0, 0] = np.inf
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y = fastconv.conv2d_forward(x, wt, None, 1, 1)
+    y_ref = ref.conv2d_forward(x.astype(np.float64), wt.astype(np.float64), None, 1, 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(y_ref))
