@@ -213,6 +213,26 @@ static void add_tile(const float *tile, ptrdiff_t ld, ptrdiff_t k0, ptrdiff_t ro
     }
 }
 
+/* xt (C, Hq, Wq, Nv) = x (N, C, H, W) transposed, placed at offset (ph, pw), zero elsewhere (and for n >= N).
+ * Work-shared: call inside a parallel region. */
+static void winograd_transpose_images(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t Wq, ptrdiff_t Nv, const float *x,
+                                      float *xt)
+{
+    #pragma omp for schedule(static)
+    for (ptrdiff_t c = 0; c < g->C; c++) {
+        float *plane = xt + c * Hq * Wq * Nv;
+        memset(plane, 0, sizeof(float) * Hq * Wq * Nv);
+        for (ptrdiff_t n = 0; n < g->N; n++) {
+            const float *src = x + (n * g->C + c) * g->H * g->W;
+            for (ptrdiff_t h = 0; h < g->H; h++) {
+                float *dst = plane + ((h + g->ph) * Wq + g->pw) * Nv + n;
+                for (ptrdiff_t w = 0; w < g->W; w++)
+                    dst[w * Nv] = src[h * g->W + w];
+            }
+        }
+    }
+}
+
 /* dw[k0 + i][r0 + j] = sum of the vlen lanes of acc[i][j], for the entries inside (K, R). */
 static void reduce_tile(const float *acc, int mr, int nr, int vlen, ptrdiff_t k0, ptrdiff_t r0, ptrdiff_t K,
                         ptrdiff_t R, float *dw)

@@ -29,8 +29,9 @@ typedef float VF __attribute__((vector_size(VLEN * 4), aligned(4), may_alias));
 
 /* ------------------------------------------------------------------------------------------ micro-kernels */
 
-/* tile[i][0..FNR) = sum_r A[r][i] * B[r][0..FNR) for i < FMR. A is (R, FMR), B is (R, FNR). */
-static FC_TGT void F(ukr_forward)(ptrdiff_t R, const float *restrict A, const float *restrict B,
+/* tile[i][0..FNR) = sum_r A[r][i] * B[r][0..FNR) for i < FMR. A is (R, FMR), B is (R, FNR) with rows of
+ * stride ldb. */
+static FC_TGT void F(ukr_forward)(ptrdiff_t R, const float *restrict A, const float *restrict B, ptrdiff_t ldb,
                                   float *restrict tile)
 {
     VF acc[FMR][FNV];
@@ -40,7 +41,7 @@ static FC_TGT void F(ukr_forward)(ptrdiff_t R, const float *restrict A, const fl
     for (ptrdiff_t r = 0; r < R; r++) {
         VF b[FNV];
         for (int v = 0; v < FNV; v++)
-            b[v] = *(const VF *)(B + r * FNR + v * VLEN);
+            b[v] = *(const VF *)(B + r * ldb + v * VLEN);
         for (int i = 0; i < FMR; i++) {
             const float a = A[r * FMR + i];
             for (int v = 0; v < FNV; v++)
@@ -200,7 +201,7 @@ static void F(forward)(const fc_geom *g, int transposed, const float *x, const f
             const ptrdiff_t kb1 = kb0 + q.kb_per_chunk < q.kblocks ? kb0 + q.kb_per_chunk : q.kblocks;
             F(pack_cols)(&q.p, xp, segs, nseg, nv, 0, q.R, FNR, panel, FNR, index);
             for (ptrdiff_t kb = kb0; kb < kb1; kb++) {
-                F(ukr_forward)(q.R, wp + kb * q.R * FMR, panel, tile);
+                F(ukr_forward)(q.R, wp + kb * q.R * FMR, panel, FNR, tile);
                 store_tile(tile, FNR, kb * FMR, q.K - kb * FMR < FMR ? q.K - kb * FMR : FMR, segs, nseg, q.P,
                            bias, y);
             }
@@ -387,7 +388,7 @@ static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float
                 const int nseg = make_segments(&q.p, q.P, 0, j0, pc, segs);
                 F(pack_cols_t)(&q.p, xp, segs, nseg, r0, q.R, colsT, roff);
                 for (ptrdiff_t kb = 0; kb < q.kblocks; kb++) {
-                    F(ukr_forward)(pc, dyp + (kb * q.NP + j0) * FMR, colsT, tile);
+                    F(ukr_forward)(pc, dyp + (kb * q.NP + j0) * FMR, colsT, FNR, tile);
                     add_tile(tile, FNR, kb * FMR, q.K - kb * FMR < FMR ? q.K - kb * FMR : FMR, r0, nr, q.R,
                              j0 == 0, dw);
                 }
@@ -414,6 +415,228 @@ static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *
         F(dw)(g, dy, x, dw, db, workspace, threads);
 }
 
+/* ------------------------------------------------------------------------------- Winograd F(4x4, 3x3) */
+/* 3x3 stride-1 convolutions (and their dx) as Y = A^T [(G g G^T) . (B^T d B)] A on 6x6 input tiles that step
+ * by 4 (Lavin & Gray 2016): 36 multiplies per 4x4 outputs instead of 144. The images are first transposed to
+ * (C, Hq, Wq, batch) so that every transform works on vectors of VLEN images with contiguous loads; the 36
+ * products are GEMMs (K x C times C x tiles, tiles = tile position x image) on the forward micro-kernel. */
+typedef struct {
+    ptrdiff_t N, C, K, H, W, ph, pw, OH, OW, th, tw, Hq, Wq, Nv, T, Tp, kblocks;
+    size_t xt_bytes, u_bytes, v_bytes, m_bytes;
+} F(wino_plan);
+
+static F(wino_plan) F(plan_winograd)(const fc_geom *g)
+{
+    F(wino_plan) q;
+    q.N = g->N; q.C = g->C; q.K = g->K; q.H = g->H; q.W = g->W; q.ph = g->ph; q.pw = g->pw;
+    q.OH = g->OH; q.OW = g->OW;
+    q.th = (q.OH + 3) / 4;
+    q.tw = (q.OW + 3) / 4;
+    q.Hq = 4 * q.th + 2;
+    q.Wq = 4 * q.tw + 2;
+    q.Nv = (q.N + VLEN - 1) / VLEN * VLEN;
+    q.T = q.th * q.tw * q.Nv;
+    q.Tp = (q.T + FNR - 1) / FNR * FNR;
+    q.kblocks = (q.K + FMR - 1) / FMR;
+    q.xt_bytes = align_up(sizeof(float) * q.C * q.Hq * q.Wq * q.Nv);
+    q.u_bytes = align_up(sizeof(float) * 36 * q.kblocks * FMR * q.C);
+    q.v_bytes = align_up(sizeof(float) * 36 * q.C * q.Tp);
+    q.m_bytes = align_up(sizeof(float) * 36 * q.kblocks * FMR * q.Tp);
+    return q;
+}
+
+static size_t F(winograd_workspace)(const fc_geom *g)
+{
+    F(wino_plan) q = F(plan_winograd)(g);
+    return q.xt_bytes + q.u_bytes + q.v_bytes + q.m_bytes + FC_ALIGN;
+}
+
+/* out = B^T in (6 values): the input transform along one axis. */
+static inline FC_TGT void F(wino_bt)(const VF in[6], VF out[6])
+{
+    out[0] = 4 * in[0] - 5 * in[2] + in[4];
+    out[1] = -4 * in[1] - 4 * in[2] + in[3] + in[4];
+    out[2] = 4 * in[1] - 4 * in[2] - in[3] + in[4];
+    out[3] = -2 * in[1] - in[2] + 2 * in[3] + in[4];
+    out[4] = 2 * in[1] - in[2] - 2 * in[3] + in[4];
+    out[5] = 4 * in[1] - 5 * in[3] + in[5];
+}
+
+/* out = A^T in (6 values -> 4): the output transform along one axis. */
+static inline FC_TGT void F(wino_at)(const VF in[6], VF out[4])
+{
+    const VF s12 = in[1] + in[2], d12 = in[1] - in[2], s34 = in[3] + in[4], d34 = in[3] - in[4];
+    out[0] = in[0] + s12 + s34;
+    out[1] = d12 + 2 * d34;
+    out[2] = s12 + 4 * s34;
+    out[3] = d12 + 8 * d34 + in[5];
+}
+
+/* U[pt][kb][c][i] = (G g G^T)[pt] for the 3x3 filter g of output channel kb*FMR + i and input channel c (0 past
+ * K); ``transposed`` as in pack_weights. The FMR filters of a block are transformed together, one per vector
+ * lane. Work-shared: call inside a parallel region. */
+static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float *w, float *restrict U)
+{
+    const ptrdiff_t K = g->K, C = g->C, kblocks = (K + FMR - 1) / FMR;
+    const float q4 = 1.0f / 4, q6 = 1.0f / 6, q12 = 1.0f / 12, q24 = 1.0f / 24;
+    #pragma omp for schedule(static)
+    for (ptrdiff_t kb = 0; kb < kblocks; kb++)
+        for (ptrdiff_t c = 0; c < C; c++) {
+            VF f[3][3], t[6][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) {
+                    f[a][b] = (VF){0};
+                    for (int i = 0; i < FMR && kb * FMR + i < K; i++) {
+                        const ptrdiff_t k = kb * FMR + i;
+                        f[a][b][i] = transposed ? w[((c * K + k) * 3 + 2 - a) * 3 + 2 - b]
+                                                : w[((k * C + c) * 3 + a) * 3 + b];
+                    }
+                }
+            for (int b = 0; b < 3; b++) {       /* t = G f */
+                t[0][b] = f[0][b] * q4;
+                t[1][b] = -(f[0][b] + f[1][b] + f[2][b]) * q6;
+                t[2][b] = -(f[0][b] - f[1][b] + f[2][b]) * q6;
+                t[3][b] = f[0][b] * q24 + f[1][b] * q12 + f[2][b] * q6;
+                t[4][b] = f[0][b] * q24 - f[1][b] * q12 + f[2][b] * q6;
+                t[5][b] = f[2][b];
+            }
+            for (int a = 0; a < 6; a++) {       /* u = t G^T, row a */
+                VF u[6];
+                u[0] = t[a][0] * q4;
+                u[1] = -(t[a][0] + t[a][1] + t[a][2]) * q6;
+                u[2] = -(t[a][0] - t[a][1] + t[a][2]) * q6;
+                u[3] = t[a][0] * q24 + t[a][1] * q12 + t[a][2] * q6;
+                u[4] = t[a][0] * q24 - t[a][1] * q12 + t[a][2] * q6;
+                u[5] = t[a][2];
+                for (int b = 0; b < 6; b++)
+                    memcpy(U + (((a * 6 + b) * kblocks + kb) * C + c) * FMR, &u[b], sizeof(float) * FMR);
+            }
+        }
+}
+
+/* V[pt][c][t] for tile t = (ti*tw + tj)*Nv + n, from xt (C, Hq, Wq, Nv). */
+static FC_TGT void F(wino_input)(const F(wino_plan) *q, const float *restrict xt, float *restrict V,
+                                 ptrdiff_t c, ptrdiff_t ti, ptrdiff_t tj)
+{
+    const ptrdiff_t rowstride = q->Wq * q->Nv;
+    const float *base = xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv;
+    for (ptrdiff_t n = 0; n < q->Nv; n += VLEN) {
+        VF t[6][6];
+        for (int j = 0; j < 6; j++) {
+            VF col[6];
+            for (int i = 0; i < 6; i++)
+                col[i] = *(const VF *)(base + i * rowstride + j * q->Nv + n);
+            VF out[6];
+            F(wino_bt)(col, out);
+            for (int a = 0; a < 6; a++)
+                t[a][j] = out[a];
+        }
+        const ptrdiff_t tile = (ti * q->tw + tj) * q->Nv + n;
+        for (int a = 0; a < 6; a++) {
+            VF out[6];
+            F(wino_bt)(t[a], out);
+            for (int b = 0; b < 6; b++)
+                *(VF *)(V + ((a * 6 + b) * q->C + c) * q->Tp + tile) = out[b];
+        }
+    }
+}
+
+/* y[n][k][4ti + i][4tj + j] = (A^T M A)[i][j] + bias[k] for the images n < N and outputs inside the plane. */
+static FC_TGT void F(wino_output)(const F(wino_plan) *q, const float *restrict M, const float *bias,
+                                  float *restrict y, ptrdiff_t k, ptrdiff_t ti, ptrdiff_t tj)
+{
+    const ptrdiff_t P = q->OH * q->OW, Kp = q->kblocks * FMR;
+    const float b = bias ? bias[k] : 0.0f;
+    const ptrdiff_t rows = q->OH - 4 * ti < 4 ? q->OH - 4 * ti : 4, cols = q->OW - 4 * tj < 4 ? q->OW - 4 * tj : 4;
+    for (ptrdiff_t n = 0; n < q->Nv; n += VLEN) {
+        const ptrdiff_t tile = (ti * q->tw + tj) * q->Nv + n;
+        VF t[4][6];
+        for (int b6 = 0; b6 < 6; b6++) {
+            VF col[6], out[4];
+            for (int a = 0; a < 6; a++)
+                col[a] = *(const VF *)(M + ((a * 6 + b6) * Kp + k) * q->Tp + tile);
+            F(wino_at)(col, out);
+            for (int i = 0; i < 4; i++)
+                t[i][b6] = out[i];
+        }
+        const ptrdiff_t lanes = q->N - n < VLEN ? q->N - n : VLEN;
+        for (int i = 0; i < rows; i++) {
+            VF out[4];
+            F(wino_at)(t[i], out);
+            for (int j = 0; j < cols; j++) {
+                float *dst = y + ((n * q->K + k) * q->OH + 4 * ti + i) * q->OW + 4 * tj + j;
+                for (ptrdiff_t l = 0; l < lanes; l++)
+                    dst[l * q->K * P] = out[j][l] + b;
+            }
+        }
+    }
+}
+
+static void F(winograd)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
+                        float *y, void *workspace, int threads)
+{
+    const F(wino_plan) q = F(plan_winograd)(g);
+    char *ws = align_ptr(workspace);
+    float *xt = (float *)ws;
+    float *U = (float *)(ws + q.xt_bytes);
+    float *V = (float *)(ws + q.xt_bytes + q.u_bytes);
+    float *M = (float *)(ws + q.xt_bytes + q.u_bytes + q.v_bytes);
+    const ptrdiff_t Kp = q.kblocks * FMR, panels = q.Tp / FNR, group = 8;
+    const ptrdiff_t groups = (panels + group - 1) / group;
+
+    #pragma omp parallel num_threads(threads)
+    {
+        float tile[FMR * FNR];
+        winograd_transpose_images(g, q.Hq, q.Wq, q.Nv, x, xt);
+        F(wino_weights)(g, transposed, w, U);
+        #pragma omp for schedule(static)
+        for (ptrdiff_t row = 0; row < 36 * q.C; row++)
+            for (ptrdiff_t t = q.T; t < q.Tp; t++)
+                V[row * q.Tp + t] = 0;
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t unit = 0; unit < q.C * q.th * q.tw; unit++)
+            F(wino_input)(&q, xt, V, unit / (q.th * q.tw), unit / q.tw % q.th, unit % q.tw);
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t task = 0; task < 36 * groups; task++) {
+            const ptrdiff_t pt = task / groups, p0 = task % groups * group;
+            const ptrdiff_t p1 = p0 + group < panels ? p0 + group : panels;
+            for (ptrdiff_t kb = 0; kb < q.kblocks; kb++)
+                for (ptrdiff_t p = p0; p < p1; p++) {
+                    F(ukr_forward)(q.C, U + (pt * q.kblocks + kb) * q.C * FMR, V + pt * q.C * q.Tp + p * FNR,
+                                   q.Tp, tile);
+                    for (int i = 0; i < FMR; i++)
+                        for (int j = 0; j < FNR; j++)
+                            M[(pt * Kp + kb * FMR + i) * q.Tp + p * FNR + j] = tile[i * FNR + j];
+                }
+        }
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t unit = 0; unit < q.K * q.th * q.tw; unit++)
+            F(wino_output)(&q, M, bias, y, unit / (q.th * q.tw), unit / q.tw % q.th, unit % q.tw);
+    }
+}
+
+/* Winograd is chosen for 3x3 stride-1 convolutions with a batch that fills the vectors and enough channels
+ * for the transforms to pay off. */
+static int F(use_winograd)(const fc_geom *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->N >= 2 * VLEN && g->C >= 16 &&
+           g->K >= 16 && g->ph <= 2 && g->pw <= 2;
+}
+
+static size_t F(conv_workspace)(const fc_geom *g, int threads)
+{
+    return F(use_winograd)(g) ? F(winograd_workspace)(g) : F(forward_workspace)(g, threads);
+}
+
+static void F(conv)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
+                    float *y, void *workspace, int threads)
+{
+    if (F(use_winograd)(g))
+        F(winograd)(g, transposed, x, w, bias, y, workspace, threads);
+    else
+        F(forward)(g, transposed, x, w, bias, y, workspace, threads);
+}
+
 /* ------------------------------------------------------------------------------------------------ FMA peak */
 
 /* 12 independent multiply-add chains of ``iters`` steps; returns a value that depends on all of them. */
@@ -435,7 +658,7 @@ static FC_TGT float F(fma_chains)(long iters, float seed)
 }
 
 static const fc_impl F(impl) = {
-    F(forward_workspace), F(forward), F(dw_any_workspace), F(dw_any), F(fma_chains), VLEN, {FMR, FNR, WMR, WNR},
+    F(conv_workspace), F(conv), F(dw_any_workspace), F(dw_any), F(fma_chains), VLEN, {FMR, FNR, WMR, WNR},
 };
 
 #undef F
