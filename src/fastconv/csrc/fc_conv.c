@@ -126,10 +126,34 @@ static void store_tile(const float *tile, ptrdiff_t ld, ptrdiff_t k0, ptrdiff_t 
     }
 }
 
-/* dyt[k][n*P + p] = dy[n][k][p] for k < K (rows K..krows-1 and columns NP..NPp-1 zero); db[k] = row sum.
+/* db[k] = dy summed over images and pixels (nothing when db is NULL, but still a barrier).
  * Work-shared: call inside a parallel region. */
-static void gather_dy_rows(const fc_geom *g, const float *dy, ptrdiff_t krows, ptrdiff_t NPp, float *dyt,
-                           float *db)
+static void sum_dy(const fc_geom *g, const float *dy, float *db)
+{
+    const ptrdiff_t K = g->K, P = g->OH * g->OW;
+    if (!db) {
+        #pragma omp barrier
+        return;
+    }
+    #pragma omp for schedule(static)
+    for (ptrdiff_t k = 0; k < K; k++) {
+        double part[8] = {0};   /* eight interleaved double sums: exact enough, and no long dependency chain */
+        for (ptrdiff_t n = 0; n < g->N; n++) {
+            const float *src = dy + (n * K + k) * P;
+            ptrdiff_t p = 0;
+            for (; p + 8 <= P; p += 8)
+                for (int l = 0; l < 8; l++)
+                    part[l] += src[p + l];
+            for (; p < P; p++)
+                part[0] += src[p];
+        }
+        db[k] = (float)(((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7])));
+    }
+}
+
+/* dyt[k][n*P + p] = dy[n][k][p] for k < K (rows K..krows-1 and columns NP..NPp-1 zero).
+ * Work-shared: call inside a parallel region. */
+static void gather_dy_rows(const fc_geom *g, const float *dy, ptrdiff_t krows, ptrdiff_t NPp, float *dyt)
 {
     const ptrdiff_t P = g->OH * g->OW, NP = g->N * P;
     #pragma omp for schedule(static)
@@ -142,16 +166,6 @@ static void gather_dy_rows(const fc_geom *g, const float *dy, ptrdiff_t krows, p
         for (ptrdiff_t n = 0; n < g->N; n++)
             memcpy(row + n * P, dy + (n * g->K + k) * P, sizeof(float) * P);
         memset(row + NP, 0, sizeof(float) * (NPp - NP));
-        if (db) {   /* eight interleaved double sums: exact enough, and not one long dependency chain */
-            double part[8] = {0};
-            ptrdiff_t j = 0;
-            for (; j + 8 <= NP; j += 8)
-                for (int l = 0; l < 8; l++)
-                    part[l] += row[j + l];
-            for (; j < NP; j++)
-                part[0] += row[j];
-            db[k] = (float)(((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7])));
-        }
     }
 }
 
@@ -177,24 +191,7 @@ static void pack_dy_blocks(const fc_geom *g, const float *dy, int mr, float *dyp
             }
         }
     }
-    if (db) {
-        #pragma omp for schedule(static)
-        for (ptrdiff_t k = 0; k < K; k++) {
-            double part[8] = {0};
-            for (ptrdiff_t n = 0; n < g->N; n++) {
-                const float *src = dy + (n * K + k) * P;
-                ptrdiff_t p = 0;
-                for (; p + 8 <= P; p += 8)
-                    for (int l = 0; l < 8; l++)
-                        part[l] += src[p + l];
-                for (; p < P; p++)
-                    part[0] += src[p];
-            }
-            db[k] = (float)(((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7])));
-        }
-    } else {
-        #pragma omp barrier
-    }
+    sum_dy(g, dy, db);
 }
 
 /* dw[k0 + i][r0 + j] (+)= tile[i][j] for i < rows, j < cols (assign when ``first``). */

@@ -275,7 +275,8 @@ static void F(dw)(const fc_geom *g, const float *dy, const float *x, float *dw, 
         ptrdiff_t *index = (ptrdiff_t *)((char *)segs + align_up(sizeof(fc_seg) * q.chunk));
         if (q.xp_bytes)
             pad_images(g, x, xp);
-        gather_dy_rows(g, dy, q.ktiles * WMR, q.NPp, dyt, db);
+        gather_dy_rows(g, dy, q.ktiles * WMR, q.NPp, dyt);
+        sum_dy(g, dy, db);
 
         #pragma omp for schedule(dynamic)
         for (ptrdiff_t unit = 0; unit < q.units; unit++) {
@@ -397,24 +398,6 @@ static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float
     }
 }
 
-static size_t F(dw_any_workspace)(const fc_geom *g, int threads)
-{
-    if (F(use_dw_outer)(g, threads)) {
-        F(dwo_plan) q = F(plan_dw_outer)(g);
-        return q.xp_bytes + q.dyp_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
-    }
-    return F(dw_workspace)(g, threads);
-}
-
-static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
-                      int threads)
-{
-    if (F(use_dw_outer)(g, threads))
-        F(dw_outer)(g, dy, x, dw, db, workspace, threads);
-    else
-        F(dw)(g, dy, x, dw, db, workspace, threads);
-}
-
 /* ------------------------------------------------------------------------------- Winograd F(4x4, 3x3) */
 /* 3x3 stride-1 convolutions (and their dx) as Y = A^T [(G g G^T) . (B^T d B)] A on 6x6 input tiles that step
  * by 4 (Lavin & Gray 2016): 36 multiplies per 4x4 outputs instead of 144. The images are first transposed to
@@ -482,16 +465,16 @@ static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float
     #pragma omp for schedule(static)
     for (ptrdiff_t kb = 0; kb < kblocks; kb++)
         for (ptrdiff_t c = 0; c < C; c++) {
+            float lanes[9][VLEN] = {{0}};       /* the FMR filters, tap-major; 0 past K */
+            for (int i = 0; i < FMR && kb * FMR + i < K; i++) {
+                const ptrdiff_t k = kb * FMR + i;
+                const float *src = transposed ? w + (c * K + k) * 9 : w + (k * C + c) * 9;
+                for (int ab = 0; ab < 9; ab++)
+                    lanes[ab][i] = src[transposed ? 8 - ab : ab];
+            }
             VF f[3][3], t[6][3];
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++) {
-                    f[a][b] = (VF){0};
-                    for (int i = 0; i < FMR && kb * FMR + i < K; i++) {
-                        const ptrdiff_t k = kb * FMR + i;
-                        f[a][b][i] = transposed ? w[((c * K + k) * 3 + 2 - a) * 3 + 2 - b]
-                                                : w[((k * C + c) * 3 + a) * 3 + b];
-                    }
-                }
+            for (int ab = 0; ab < 9; ab++)
+                f[ab / 3][ab % 3] = *(const VF *)lanes[ab];
             for (int b = 0; b < 3; b++) {       /* t = G f */
                 t[0][b] = f[0][b] * q4;
                 t[1][b] = -(f[0][b] + f[1][b] + f[2][b]) * q6;
@@ -514,9 +497,9 @@ static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float
         }
 }
 
-/* V[pt][c][t] for tile t = (ti*tw + tj)*Nv + n, from xt (C, Hq, Wq, Nv). */
+/* V[pt*rows + c][t] (rows of stride ld) for tile t = (ti*tw + tj)*Nv + n, from xt (C, Hq, Wq, Nv). */
 static FC_TGT void F(wino_input)(const F(wino_plan) *q, const float *restrict xt, float *restrict V,
-                                 ptrdiff_t c, ptrdiff_t ti, ptrdiff_t tj)
+                                 ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c, ptrdiff_t ti, ptrdiff_t tj)
 {
     const ptrdiff_t rowstride = q->Wq * q->Nv;
     const float *base = xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv;
@@ -536,7 +519,7 @@ static FC_TGT void F(wino_input)(const F(wino_plan) *q, const float *restrict xt
             VF out[6];
             F(wino_bt)(t[a], out);
             for (int b = 0; b < 6; b++)
-                *(VF *)(V + ((a * 6 + b) * q->C + c) * q->Tp + tile) = out[b];
+                *(VF *)(V + ((a * 6 + b) * rows + c) * ld + tile) = out[b];
         }
     }
 }
@@ -595,7 +578,7 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
                 V[row * q.Tp + t] = 0;
         #pragma omp for schedule(dynamic)
         for (ptrdiff_t unit = 0; unit < q.C * q.th * q.tw; unit++)
-            F(wino_input)(&q, xt, V, unit / (q.th * q.tw), unit / q.tw % q.th, unit % q.tw);
+            F(wino_input)(&q, xt, V, q.C, q.Tp, unit / (q.th * q.tw), unit / q.tw % q.th, unit % q.tw);
         #pragma omp for schedule(dynamic)
         for (ptrdiff_t task = 0; task < 36 * groups; task++) {
             const ptrdiff_t pt = task / groups, p0 = task % groups * group;
@@ -612,6 +595,152 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
         #pragma omp for schedule(dynamic)
         for (ptrdiff_t unit = 0; unit < q.K * q.th * q.tw; unit++)
             F(wino_output)(&q, M, bias, y, unit / (q.th * q.tw), unit / q.tw % q.th, unit % q.tw);
+    }
+}
+
+/* Weight gradient of a 3x3 stride-1 convolution by the transposed algorithm F(3x3, 4x4) on the same tiles:
+ * dW = G^T [ sum over tiles and images of (A e A^T) . (B^T d B) ] G, where e is a 4x4 tile of dy and d the 6x6
+ * input tile under it. Per transform point this is a product that reduces over all T tiles of the batch; both
+ * transformed operands are stored with the tiles contiguous, and the dot-product micro-kernel reduces each
+ * (WMR x WNR) block over all tiles in one call, so every dW entry is computed by exactly one thread. */
+typedef struct {
+    F(wino_plan) w;
+    ptrdiff_t Kr, Cr, Cv, Hy, Wy;
+    size_t yt_bytes, e_bytes, v_bytes, wt_bytes;
+} F(winodw_plan);
+
+static F(winodw_plan) F(plan_winograd_dw)(const fc_geom *g)
+{
+    F(winodw_plan) q;
+    q.w = F(plan_winograd)(g);
+    q.Kr = (g->K + WMR - 1) / WMR * WMR;
+    q.Cr = (g->C + WNR - 1) / WNR * WNR;
+    q.Cv = (g->C + VLEN - 1) / VLEN * VLEN;
+    q.Hy = 4 * q.w.th;
+    q.Wy = 4 * q.w.tw;
+    q.yt_bytes = align_up(sizeof(float) * g->K * q.Hy * q.Wy * q.w.Nv);
+    q.e_bytes = align_up(sizeof(float) * 36 * q.Kr * q.w.T);
+    q.v_bytes = align_up(sizeof(float) * 36 * q.Cr * q.w.T);
+    q.wt_bytes = align_up(sizeof(float) * 36 * g->K * q.Cv);
+    return q;
+}
+
+static size_t F(winograd_dw_workspace)(const fc_geom *g)
+{
+    F(winodw_plan) q = F(plan_winograd_dw)(g);
+    return q.w.xt_bytes + q.yt_bytes + q.e_bytes + q.v_bytes + q.wt_bytes + FC_ALIGN;
+}
+
+/* E[pt][k][t] = (A e A^T)[pt] of output channel k for the tiles at (ti, tj), all images. */
+static FC_TGT void F(wino_dy)(const F(winodw_plan) *q, const float *restrict yt, float *restrict E,
+                              ptrdiff_t k, ptrdiff_t ti, ptrdiff_t tj)
+{
+    const F(wino_plan) *w = &q->w;
+    const ptrdiff_t rowstride = q->Wy * w->Nv;
+    const float *base = yt + ((k * q->Hy + 4 * ti) * q->Wy + 4 * tj) * w->Nv;
+    for (ptrdiff_t n = 0; n < w->Nv; n += VLEN) {
+        VF t[6][4];
+        for (int j = 0; j < 4; j++) {
+            VF e[4];
+            for (int i = 0; i < 4; i++)
+                e[i] = *(const VF *)(base + i * rowstride + j * w->Nv + n);
+            t[0][j] = e[0];
+            t[1][j] = e[0] + e[1] + e[2] + e[3];
+            t[2][j] = e[0] - e[1] + e[2] - e[3];
+            t[3][j] = e[0] + 2 * e[1] + 4 * e[2] + 8 * e[3];
+            t[4][j] = e[0] - 2 * e[1] + 4 * e[2] - 8 * e[3];
+            t[5][j] = e[3];
+        }
+        const ptrdiff_t tile = (ti * w->tw + tj) * w->Nv + n;
+        for (int a = 0; a < 6; a++) {
+            const VF *e = t[a];
+            VF out[6];
+            out[0] = e[0];
+            out[1] = e[0] + e[1] + e[2] + e[3];
+            out[2] = e[0] - e[1] + e[2] - e[3];
+            out[3] = e[0] + 2 * e[1] + 4 * e[2] + 8 * e[3];
+            out[4] = e[0] - 2 * e[1] + 4 * e[2] - 8 * e[3];
+            out[5] = e[3];
+            for (int b = 0; b < 6; b++)
+                *(VF *)(E + ((a * 6 + b) * q->Kr + k) * w->T + tile) = out[b];
+        }
+    }
+}
+
+/* dw[k][c][u][v] = (G^T Wt[.][k][c] G)[u][v] for all c of output channel k. */
+static FC_TGT void F(wino_dw_output)(const F(winodw_plan) *q, const fc_geom *g, const float *restrict Wt,
+                                     float *restrict dw, ptrdiff_t k)
+{
+    const float q4 = 1.0f / 4, q6 = 1.0f / 6, q12 = 1.0f / 12, q24 = 1.0f / 24;
+    for (ptrdiff_t c0 = 0; c0 < g->C; c0 += VLEN) {
+        VF t[3][6];
+        for (int b = 0; b < 6; b++) {       /* t = G^T m, column b */
+            VF m[6];
+            for (int a = 0; a < 6; a++)
+                m[a] = *(const VF *)(Wt + ((a * 6 + b) * g->K + k) * q->Cv + c0);
+            t[0][b] = m[0] * q4 - (m[1] + m[2]) * q6 + (m[3] + m[4]) * q24;
+            t[1][b] = (m[2] - m[1]) * q6 + (m[3] - m[4]) * q12;
+            t[2][b] = (m[3] + m[4] - m[1] - m[2]) * q6 + m[5];
+        }
+        const ptrdiff_t lanes = g->C - c0 < VLEN ? g->C - c0 : VLEN;
+        for (int u = 0; u < 3; u++) {       /* (t G)[u][v] */
+            const VF *m = t[u];
+            VF out[3];
+            out[0] = m[0] * q4 - (m[1] + m[2]) * q6 + (m[3] + m[4]) * q24;
+            out[1] = (m[2] - m[1]) * q6 + (m[3] - m[4]) * q12;
+            out[2] = (m[3] + m[4] - m[1] - m[2]) * q6 + m[5];
+            for (int v = 0; v < 3; v++)
+                for (ptrdiff_t l = 0; l < lanes; l++)
+                    dw[((k * g->C + c0 + l) * 3 + u) * 3 + v] = out[v][l];
+        }
+    }
+}
+
+static void F(winograd_dw)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db,
+                           void *workspace, int threads)
+{
+    const F(winodw_plan) q = F(plan_winograd_dw)(g);
+    const F(wino_plan) *w = &q.w;
+    char *ws = align_ptr(workspace);
+    float *xt = (float *)ws;
+    float *yt = (float *)(ws + w->xt_bytes);
+    float *E = (float *)(ws + w->xt_bytes + q.yt_bytes);
+    float *V = (float *)(ws + w->xt_bytes + q.yt_bytes + q.e_bytes);
+    float *Wt = (float *)(ws + w->xt_bytes + q.yt_bytes + q.e_bytes + q.v_bytes);
+    const ptrdiff_t planes = w->th * w->tw, ktiles = q.Kr / WMR, ctiles = q.Cr / WNR;
+    const fc_geom gy = {g->N, g->K, g->OH, g->OW, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+    #pragma omp parallel num_threads(threads)
+    {
+        float acc[WMR * WNR * VLEN];
+        winograd_transpose_images(g, w->Hq, w->Wq, w->Nv, x, xt);
+        winograd_transpose_images(&gy, q.Hy, q.Wy, w->Nv, dy, yt);
+        sum_dy(g, dy, db);
+        #pragma omp for schedule(static)        /* rows past K / C in the last micro-tiles add nothing */
+        for (ptrdiff_t pt = 0; pt < 36; pt++) {
+            memset(E + (pt * q.Kr + g->K) * w->T, 0, sizeof(float) * (q.Kr - g->K) * w->T);
+            memset(V + (pt * q.Cr + g->C) * w->T, 0, sizeof(float) * (q.Cr - g->C) * w->T);
+        }
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t unit = 0; unit < (g->C + g->K) * planes; unit++) {
+            const ptrdiff_t ch = unit / planes, ti = unit / w->tw % w->th, tj = unit % w->tw;
+            if (ch < g->C)
+                F(wino_input)(w, xt, V, q.Cr, w->T, ch, ti, tj);
+            else
+                F(wino_dy)(&q, yt, E, ch - g->C, ti, tj);
+        }
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t task = 0; task < 36 * ktiles * ctiles; task++) {
+            const ptrdiff_t pt = task / (ktiles * ctiles), kt = task / ctiles % ktiles, ct = task % ctiles;
+            for (int i = 0; i < WMR * WNR * VLEN; i++)
+                acc[i] = 0;
+            F(ukr_dw)(w->T / VLEN, E + (pt * q.Kr + kt * WMR) * w->T, w->T, V + (pt * q.Cr + ct * WNR) * w->T,
+                      w->T, acc);
+            reduce_tile(acc, WMR, WNR, VLEN, kt * WMR, ct * WNR, g->K, q.Cv, Wt + pt * g->K * q.Cv);
+        }
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t k = 0; k < g->K; k++)
+            F(wino_dw_output)(&q, g, Wt, dw, k);
     }
 }
 
@@ -635,6 +764,37 @@ static void F(conv)(const fc_geom *g, int transposed, const float *x, const floa
         F(winograd)(g, transposed, x, w, bias, y, workspace, threads);
     else
         F(forward)(g, transposed, x, w, bias, y, workspace, threads);
+}
+
+/* The transposed Winograd weight gradient needs a long reduction over tiles to amortise its lane reductions
+ * (measured: it loses to the outer-product form on 3x3 planes, batch 128, and to the dot form at 16
+ * channels). */
+static int F(use_winograd_dw)(const fc_geom *g)
+{
+    const ptrdiff_t tiles = (g->OH + 3) / 4 * ((g->OW + 3) / 4) * ((g->N + VLEN - 1) / VLEN * VLEN);
+    return F(use_winograd)(g) && tiles >= 512 && g->C >= 32;
+}
+
+static size_t F(dw_any_workspace)(const fc_geom *g, int threads)
+{
+    if (F(use_winograd_dw)(g))
+        return F(winograd_dw_workspace)(g);
+    if (F(use_dw_outer)(g, threads)) {
+        F(dwo_plan) q = F(plan_dw_outer)(g);
+        return q.xp_bytes + q.dyp_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
+    }
+    return F(dw_workspace)(g, threads);
+}
+
+static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
+                      int threads)
+{
+    if (F(use_winograd_dw)(g))
+        F(winograd_dw)(g, dy, x, dw, db, workspace, threads);
+    else if (F(use_dw_outer)(g, threads))
+        F(dw_outer)(g, dy, x, dw, db, workspace, threads);
+    else
+        F(dw)(g, dy, x, dw, db, workspace, threads);
 }
 
 /* ------------------------------------------------------------------------------------------------ FMA peak */
