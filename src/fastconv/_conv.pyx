@@ -271,7 +271,8 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
 cdef void backward_image(const floating *dy, const floating *x, const floating *w, floating *dx,
                          floating *dw, floating *db, floating *work, floating *dwork, Py_ssize_t block,
                          Py_ssize_t K, Py_ssize_t R, Geometry g) noexcept nogil:
-    """One image: ``dw += dy @ cols.T``, ``db += dy.sum(pixels)`` and, unless ``dx`` is NULL, ``dx = fold(w.T @ dy)``.
+    """One image: unless ``dw`` is NULL, ``dw += dy @ cols.T`` and ``db += dy.sum(pixels)``; unless ``dx`` is NULL,
+    ``dx = fold(w.T @ dy)``.
 
     ``dy`` is ``(K, P)``, ``x`` and ``dx`` are ``(C, H, W)``; ``work``/``dwork`` hold ``R*block`` values.
     """
@@ -281,14 +282,17 @@ cdef void backward_image(const floating *dy, const floating *x, const floating *
         memset(dx, 0, g.C * g.H * g.W * sizeof(floating))
     while p0 < P:
         m = block if p0 + block <= P else P - p0
-        add_row_sums(dy + p0, K, m, P, db)
         if pointwise:
-            gemm("T", "N", R, K, m, 1, x + p0, P, dy + p0, P, 1, dw, R)
+            if dw != NULL:
+                add_row_sums(dy + p0, K, m, P, db)
+                gemm("T", "N", R, K, m, 1, x + p0, P, dy + p0, P, 1, dw, R)
             if dx != NULL:
                 gemm("N", "T", m, R, K, 1, dy + p0, P, w, R, 0, dx + p0, P)
         else:
-            unfold_block(x, g, p0, p0 + m, work, m)
-            gemm("T", "N", R, K, m, 1, work, m, dy + p0, P, 1, dw, R)
+            if dw != NULL:
+                add_row_sums(dy + p0, K, m, P, db)
+                unfold_block(x, g, p0, p0 + m, work, m)
+                gemm("T", "N", R, K, m, 1, work, m, dy + p0, P, 1, dw, R)
             if dx != NULL:
                 gemm("N", "T", m, R, K, 1, dy + p0, P, w, R, 0, dwork, m)
                 fold_block(dwork, m, g, p0, p0 + m, dx)
@@ -296,12 +300,13 @@ cdef void backward_image(const floating *dy, const floating *x, const floating *
 
 
 def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const floating[:, ::1] w,
-             floating[:, :, :, ::1] dx, bint need_dx, floating[:, :, ::1] dw_part, floating[:, ::1] db_part,
-             floating[:, ::1] work, floating[:, ::1] dwork, int block,
+             floating[:, :, :, ::1] dx, bint need_dx, bint need_dw, floating[:, :, ::1] dw_part,
+             floating[:, ::1] db_part, floating[:, ::1] work, floating[:, ::1] dwork, int block,
              int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
     """Gradients into ``dw_part (G, K, R)``, ``db_part (G, K)`` (zeroed by the caller; part ``g`` sums the ``g``-th
-    of ``G`` fixed, consecutive groups of images, so the result does not depend on thread timing) and, with
-    ``need_dx``, ``dx (N, C, H, W)``. ``work``/``dwork (threads, R*block)`` are per-thread scratch."""
+    of ``G`` fixed, consecutive groups of images, so the result does not depend on thread timing) unless
+    ``need_dw`` is false, and, with ``need_dx``, ``dx (N, C, H, W)``. ``work``/``dwork (threads, R*block)`` are
+    per-thread scratch."""
     cdef Geometry g = make_geometry(x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t N = x.shape[0], K = w.shape[0], R = w.shape[1], G = dw_part.shape[0]
     cdef Py_ssize_t grp, n, n0, n1, t
@@ -312,7 +317,8 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, :, ::1] x, const
             n1 = N * (grp + 1) // G
             for n in range(n0, n1):
                 backward_image(&dy[n, 0, 0], &x[n, 0, 0, 0], &w[0, 0], &dx[n, 0, 0, 0] if need_dx else NULL,
-                               &dw_part[grp, 0, 0], &db_part[grp, 0], &work[t, 0], &dwork[t, 0], block, K, R, g)
+                               &dw_part[grp, 0, 0] if need_dw else NULL, &db_part[grp, 0] if need_dw else NULL,
+                               &work[t, 0], &dwork[t, 0], block, K, R, g)
 
 
 # ============================================================================= float32: fastconv's own engine

@@ -134,24 +134,25 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
             dx = np.empty_like(x)
             _conv.dx_f32(dy, w, dx, _engine_workspace("dx", shape, threads), shape, threads)
             return dx, dw, db
-        return _blas_backward(dy, x, w, geometry, need_dx=True)[0], dw, db
+        return _blas_backward(dy, x, w, geometry, need_dx=True, need_dw=False)[0], dw, db
     return _blas_backward(dy, x, w, geometry, need_dx)
 
 
-def _blas_backward(dy, x, w, geometry, need_dx):
-    """``(dx, dw, db)`` by im2col blocks and BLAS (float64, and the dx of strided float32 convolutions)."""
+def _blas_backward(dy, x, w, geometry, need_dx, need_dw=True):
+    """``(dx, dw, db)`` by im2col blocks and BLAS (float64, and the dx of strided float32 convolutions); with
+    ``need_dw=False`` only ``dx`` (dw and db come back as zeros)."""
     n, k = x.shape[0], w.shape[0]
     rows, pixels = w[0].size, dy.shape[2] * dy.shape[3]
     threads = get_num_threads()
     block = _block_pixels(rows, pixels, x.itemsize)
     dx = np.empty_like(x) if need_dx else None
-    groups = max(1, min(n, 4 * threads))   # fixed image groups: results independent of thread timing
+    groups = max(1, min(n, 4 * threads)) if need_dw else 1   # fixed image groups: results independent of timing
     dw_part = np.zeros((groups, k, rows), dtype=x.dtype)
     db_part = np.zeros((groups, k), dtype=x.dtype)
     if n:
         work = scratch("cols", (threads, rows * block), x.dtype)
         dwork = scratch("dcols", (threads, rows * block), x.dtype)
         _conv.backward(dy.reshape(n, k, pixels), x, w.reshape(k, rows),
-                       dx if need_dx else np.empty((0, 0, 0, 0), x.dtype), need_dx,
+                       dx if need_dx else np.empty((0, 0, 0, 0), x.dtype), need_dx, need_dw,
                        dw_part, db_part, work, dwork, block, *geometry, threads)
     return dx, dw_part.sum(axis=0).reshape(w.shape), db_part.sum(axis=0)

@@ -398,6 +398,97 @@ static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float
     }
 }
 
+/* ------------------------------------------------------------------------------------------- direct */
+/* Stride-1 convolutions on wide planes: the micro-kernel reads its pixel vectors straight from the rows of the
+ * zero-padded image (input row oh+u, columns ow0+v ...), so nothing is packed but the weights. A tile is FMR
+ * output channels x DNV vectors of one output row. Best where packing would cost as much as the arithmetic:
+ * few channels (each packed value would feed few multiply-adds). */
+#define DNV 2
+#define DNR (DNV * VLEN)
+
+/* tile[i][0..DNR) = sum over (c, u, v) of A[r][i] * row(c, u)[v .. v + DNR), r = (c*kh + u)*kw + v, where
+ * row(c, u) = src + c*plane + u*Wp. */
+static FC_TGT void F(ukr_direct)(ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t Wp,
+                                 const float *restrict A, const float *restrict src, float *restrict tile)
+{
+    VF acc[FMR][DNV];
+    for (int i = 0; i < FMR; i++)
+        for (int v = 0; v < DNV; v++)
+            acc[i][v] = (VF){0};
+    for (ptrdiff_t c = 0; c < C; c++)
+        for (ptrdiff_t u = 0; u < kh; u++) {
+            const float *row = src + c * plane + u * Wp;
+            for (ptrdiff_t v = 0; v < kw; v++, A += FMR) {
+                VF b[DNV];
+                for (int j = 0; j < DNV; j++)
+                    b[j] = *(const VF *)(row + v + j * VLEN);
+                for (int i = 0; i < FMR; i++) {
+                    const float a = A[i];
+                    for (int j = 0; j < DNV; j++)
+                        acc[i][j] += a * b[j];
+                }
+            }
+        }
+    for (int i = 0; i < FMR; i++)
+        for (int v = 0; v < DNV; v++)
+            *(VF *)(tile + i * DNR + v * VLEN) = acc[i][v];
+}
+
+static int F(use_direct)(const fc_geom *g)
+{
+    /* measured: wins over the packed GEMM and Winograd up to 32 output or input channels when rows are at least
+     * 3/4 of a tile wide */
+    return g->sh == 1 && g->sw == 1 && 4 * g->OW >= 3 * DNR && (g->K <= 32 || g->C <= 16);
+}
+
+static size_t F(direct_workspace)(const fc_geom *g)
+{
+    const ptrdiff_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, R = g->C * g->kh * g->kw;
+    /* the padded images (always copied: the last tile of a row may read up to DNR values past it) */
+    return align_up(sizeof(float) * (g->N * g->C * Hp * Wp + DNR)) +
+           align_up(sizeof(float) * (g->K + FMR - 1) / FMR * FMR * R) + FC_ALIGN;
+}
+
+static void F(direct)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
+                      float *y, void *workspace, int threads)
+{
+    const ptrdiff_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, plane = Hp * Wp, R = g->C * g->kh * g->kw;
+    const ptrdiff_t kblocks = (g->K + FMR - 1) / FMR, tiles = (g->OW + DNR - 1) / DNR, P = g->OH * g->OW;
+    char *ws = align_ptr(workspace);
+    float *xp = (float *)ws;
+    float *wp = (float *)(ws + align_up(sizeof(float) * (g->N * g->C * plane + DNR)));
+    const ptrdiff_t rows = g->N * g->OH;
+
+    #pragma omp parallel num_threads(threads)
+    {
+        float tile[FMR * DNR];
+        pad_images(g, x, xp);
+        #pragma omp single
+        for (ptrdiff_t j = 0; j < DNR; j++)
+            xp[g->N * g->C * plane + j] = 0;
+        pack_weights(g, transposed, w, FMR, wp);
+        #pragma omp for schedule(dynamic)
+        for (ptrdiff_t task = 0; task < rows * kblocks; task++) {
+            const ptrdiff_t kb = task % kblocks, nrow = task / kblocks, n = nrow / g->OH, oh = nrow % g->OH;
+            const ptrdiff_t rows_k = g->K - kb * FMR < FMR ? g->K - kb * FMR : FMR;
+            for (ptrdiff_t t = 0; t < tiles; t++) {
+                const ptrdiff_t ow0 = t * DNR, len = g->OW - ow0 < DNR ? g->OW - ow0 : DNR;
+                F(ukr_direct)(g->C, g->kh, g->kw, plane, Wp, wp + kb * R * FMR,
+                              xp + n * g->C * plane + oh * Wp + ow0, tile);
+                for (ptrdiff_t i = 0; i < rows_k; i++) {
+                    const ptrdiff_t k = kb * FMR + i;
+                    const float b = bias ? bias[k] : 0.0f;
+                    float *dst = y + (n * g->K + k) * P + oh * g->OW + ow0;
+                    for (ptrdiff_t l = 0; l < len; l++)
+                        dst[l] = tile[i * DNR + l] + b;
+                }
+            }
+        }
+    }
+}
+#undef DNV
+#undef DNR
+
 /* ------------------------------------------------------------------------------- Winograd F(4x4, 3x3) */
 /* 3x3 stride-1 convolutions (and their dx) as Y = A^T [(G g G^T) . (B^T d B)] A on 6x6 input tiles that step
  * by 4 (Lavin & Gray 2016): 36 multiplies per 4x4 outputs instead of 144. The images are first transposed to
@@ -754,13 +845,17 @@ static int F(use_winograd)(const fc_geom *g)
 
 static size_t F(conv_workspace)(const fc_geom *g, int threads)
 {
+    if (F(use_direct)(g))
+        return F(direct_workspace)(g);
     return F(use_winograd)(g) ? F(winograd_workspace)(g) : F(forward_workspace)(g, threads);
 }
 
 static void F(conv)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
                     float *y, void *workspace, int threads)
 {
-    if (F(use_winograd)(g))
+    if (F(use_direct)(g))
+        F(direct)(g, transposed, x, w, bias, y, workspace, threads);
+    else if (F(use_winograd)(g))
         F(winograd)(g, transposed, x, w, bias, y, workspace, threads);
     else
         F(forward)(g, transposed, x, w, bias, y, workspace, threads);
