@@ -495,11 +495,12 @@ static void F(direct)(const fc_geom *g, int transposed, const float *x, const fl
  * (C, Hq, Wq, batch) so that every transform works on vectors of VLEN images with contiguous loads; the 36
  * products are GEMMs (K x C times C x tiles, tiles = tile position x image) on the forward micro-kernel. */
 typedef struct {
-    ptrdiff_t N, C, K, H, W, ph, pw, OH, OW, th, tw, Hq, Wq, Nv, T, Tp, kblocks;
-    size_t xt_bytes, u_bytes, v_bytes, m_bytes;
+    ptrdiff_t N, C, K, H, W, ph, pw, OH, OW, th, tw, Hq, Wq, Nv, T, kblocks;
+    ptrdiff_t tc, chunks, kb_per_group, kgroups, tasks;     /* forward: tile chunks x groups of channels */
+    size_t xt_bytes, u_bytes, v_bytes, m_bytes;             /* v, m: per thread */
 } F(wino_plan);
 
-static F(wino_plan) F(plan_winograd)(const fc_geom *g)
+static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads)
 {
     F(wino_plan) q;
     q.N = g->N; q.C = g->C; q.K = g->K; q.H = g->H; q.W = g->W; q.ph = g->ph; q.pw = g->pw;
@@ -510,19 +511,34 @@ static F(wino_plan) F(plan_winograd)(const fc_geom *g)
     q.Wq = 4 * q.tw + 2;
     q.Nv = (q.N + VLEN - 1) / VLEN * VLEN;
     q.T = q.th * q.tw * q.Nv;
-    q.Tp = (q.T + FNR - 1) / FNR * FNR;
     q.kblocks = (q.K + FMR - 1) / FMR;
+    /* A chunk of tiles is transformed, multiplied and transformed back by one thread: about 1.5 MB of
+     * transformed data per chunk, so it stays in the caches (a whole batch of transforms would not). */
+    q.tc = (ptrdiff_t)(1536 * 1024 / (sizeof(float) * 36 * (q.C + q.kblocks * FMR))) / FNR * FNR;
+    q.tc = q.tc < FNR ? FNR : q.tc;
+    if (q.tc > (q.T + FNR - 1) / FNR * FNR)
+        q.tc = (q.T + FNR - 1) / FNR * FNR;
+    q.chunks = (q.T + q.tc - 1) / q.tc;
+    /* few chunks (small batch or planes): split the output channels too; each group transforms its chunk */
+    q.kgroups = 1;
+    if (q.chunks < 4 * (ptrdiff_t)threads) {
+        q.kgroups = (4 * threads + q.chunks - 1) / q.chunks;
+        q.kgroups = q.kgroups > q.kblocks ? q.kblocks : q.kgroups;
+    }
+    q.kb_per_group = (q.kblocks + q.kgroups - 1) / q.kgroups;
+    q.kgroups = (q.kblocks + q.kb_per_group - 1) / q.kb_per_group;
+    q.tasks = q.chunks * q.kgroups;
     q.xt_bytes = align_up(sizeof(float) * q.C * q.Hq * q.Wq * q.Nv);
     q.u_bytes = align_up(sizeof(float) * 36 * q.kblocks * FMR * q.C);
-    q.v_bytes = align_up(sizeof(float) * 36 * q.C * q.Tp);
-    q.m_bytes = align_up(sizeof(float) * 36 * q.kblocks * FMR * q.Tp);
+    q.v_bytes = align_up(sizeof(float) * 36 * q.C * q.tc);
+    q.m_bytes = align_up(sizeof(float) * 36 * q.kb_per_group * FMR * q.tc);
     return q;
 }
 
-static size_t F(winograd_workspace)(const fc_geom *g)
+static size_t F(winograd_workspace)(const fc_geom *g, int threads)
 {
-    F(wino_plan) q = F(plan_winograd)(g);
-    return q.xt_bytes + q.u_bytes + q.v_bytes + q.m_bytes + FC_ALIGN;
+    F(wino_plan) q = F(plan_winograd)(g, threads);
+    return q.xt_bytes + q.u_bytes + (q.v_bytes + q.m_bytes) * (size_t)threads + FC_ALIGN;
 }
 
 /* out = B^T in (6 values): the input transform along one axis. */
@@ -588,60 +604,62 @@ static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float
         }
 }
 
-/* V[pt*rows + c][t] (rows of stride ld) for tile t = (ti*tw + tj)*Nv + n, from xt (C, Hq, Wq, Nv). */
-static FC_TGT void F(wino_input)(const F(wino_plan) *q, const float *restrict xt, float *restrict V,
-                                 ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c, ptrdiff_t ti, ptrdiff_t tj)
+/* The 36 transformed values (B^T d B) of the 6x6 input tiles of VLEN images (one per lane) whose top-left
+ * corner is ``base`` (input rows ``rowstride`` apart, columns ``colstride`` apart): dst[pt * pt_stride]. */
+static FC_TGT void F(wino_in_vec)(const float *base, ptrdiff_t rowstride, ptrdiff_t colstride, float *dst,
+                                  ptrdiff_t pt_stride)
 {
-    const ptrdiff_t rowstride = q->Wq * q->Nv;
-    const float *base = xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv;
-    for (ptrdiff_t n = 0; n < q->Nv; n += VLEN) {
-        VF t[6][6];
-        for (int j = 0; j < 6; j++) {
-            VF col[6];
-            for (int i = 0; i < 6; i++)
-                col[i] = *(const VF *)(base + i * rowstride + j * q->Nv + n);
-            VF out[6];
-            F(wino_bt)(col, out);
-            for (int a = 0; a < 6; a++)
-                t[a][j] = out[a];
-        }
-        const ptrdiff_t tile = (ti * q->tw + tj) * q->Nv + n;
-        for (int a = 0; a < 6; a++) {
-            VF out[6];
-            F(wino_bt)(t[a], out);
-            for (int b = 0; b < 6; b++)
-                *(VF *)(V + ((a * 6 + b) * rows + c) * ld + tile) = out[b];
-        }
+    VF t[6][6];
+    for (int j = 0; j < 6; j++) {
+        VF col[6], out[6];
+        for (int i = 0; i < 6; i++)
+            col[i] = *(const VF *)(base + i * rowstride + j * colstride);
+        F(wino_bt)(col, out);
+        for (int a = 0; a < 6; a++)
+            t[a][j] = out[a];
+    }
+    for (int a = 0; a < 6; a++) {
+        VF out[6];
+        F(wino_bt)(t[a], out);
+        for (int b = 0; b < 6; b++)
+            *(VF *)(dst + (a * 6 + b) * pt_stride) = out[b];
     }
 }
 
-/* y[n][k][4ti + i][4tj + j] = (A^T M A)[i][j] + bias[k] for the images n < N and outputs inside the plane. */
-static FC_TGT void F(wino_output)(const F(wino_plan) *q, const float *restrict M, const float *bias,
-                                  float *restrict y, ptrdiff_t k, ptrdiff_t ti, ptrdiff_t tj)
+/* V[pt*rows + c][t] (rows of stride ld) for tile t = (ti*tw + tj)*Nv + n, all images, from xt (C, Hq, Wq, Nv). */
+static FC_TGT void F(wino_input)(const F(wino_plan) *q, const float *restrict xt, float *restrict V,
+                                 ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c, ptrdiff_t ti, ptrdiff_t tj)
 {
-    const ptrdiff_t P = q->OH * q->OW, Kp = q->kblocks * FMR;
-    const float b = bias ? bias[k] : 0.0f;
+    const float *base = xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv;
+    const ptrdiff_t tile = (ti * q->tw + tj) * q->Nv;
+    for (ptrdiff_t n = 0; n < q->Nv; n += VLEN)
+        F(wino_in_vec)(base + n, q->Wq * q->Nv, q->Nv, V + c * ld + tile + n, rows * ld);
+}
+
+/* y[n][k][4ti + i][4tj + j] = (A^T m A)[i][j] + b for the VLEN images n0.. of one tile position (those below N)
+ * and the outputs inside the plane; m[pt] = src[pt * pt_stride]. */
+static FC_TGT void F(wino_out_vec)(const F(wino_plan) *q, const float *src, ptrdiff_t pt_stride, float b,
+                                   float *restrict y, ptrdiff_t k, ptrdiff_t n0, ptrdiff_t ti, ptrdiff_t tj)
+{
+    const ptrdiff_t P = q->OH * q->OW;
     const ptrdiff_t rows = q->OH - 4 * ti < 4 ? q->OH - 4 * ti : 4, cols = q->OW - 4 * tj < 4 ? q->OW - 4 * tj : 4;
-    for (ptrdiff_t n = 0; n < q->Nv; n += VLEN) {
-        const ptrdiff_t tile = (ti * q->tw + tj) * q->Nv + n;
-        VF t[4][6];
-        for (int b6 = 0; b6 < 6; b6++) {
-            VF col[6], out[4];
-            for (int a = 0; a < 6; a++)
-                col[a] = *(const VF *)(M + ((a * 6 + b6) * Kp + k) * q->Tp + tile);
-            F(wino_at)(col, out);
-            for (int i = 0; i < 4; i++)
-                t[i][b6] = out[i];
-        }
-        const ptrdiff_t lanes = q->N - n < VLEN ? q->N - n : VLEN;
-        for (int i = 0; i < rows; i++) {
-            VF out[4];
-            F(wino_at)(t[i], out);
-            for (int j = 0; j < cols; j++) {
-                float *dst = y + ((n * q->K + k) * q->OH + 4 * ti + i) * q->OW + 4 * tj + j;
-                for (ptrdiff_t l = 0; l < lanes; l++)
-                    dst[l * q->K * P] = out[j][l] + b;
-            }
+    VF t[4][6];
+    for (int b6 = 0; b6 < 6; b6++) {
+        VF col[6], out[4];
+        for (int a = 0; a < 6; a++)
+            col[a] = *(const VF *)(src + (a * 6 + b6) * pt_stride);
+        F(wino_at)(col, out);
+        for (int i = 0; i < 4; i++)
+            t[i][b6] = out[i];
+    }
+    const ptrdiff_t lanes = q->N - n0 < VLEN ? q->N - n0 : VLEN;
+    for (int i = 0; i < rows; i++) {
+        VF out[4];
+        F(wino_at)(t[i], out);
+        for (int j = 0; j < cols; j++) {
+            float *dst = y + ((n0 * q->K + k) * q->OH + 4 * ti + i) * q->OW + 4 * tj + j;
+            for (ptrdiff_t l = 0; l < lanes; l++)
+                dst[l * q->K * P] = out[j][l] + b;
         }
     }
 }
@@ -649,43 +667,48 @@ static FC_TGT void F(wino_output)(const F(wino_plan) *q, const float *restrict M
 static void F(winograd)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
                         float *y, void *workspace, int threads)
 {
-    const F(wino_plan) q = F(plan_winograd)(g);
+    const F(wino_plan) q = F(plan_winograd)(g, threads);
     char *ws = align_ptr(workspace);
     float *xt = (float *)ws;
     float *U = (float *)(ws + q.xt_bytes);
-    float *V = (float *)(ws + q.xt_bytes + q.u_bytes);
-    float *M = (float *)(ws + q.xt_bytes + q.u_bytes + q.v_bytes);
-    const ptrdiff_t Kp = q.kblocks * FMR, panels = q.Tp / FNR, group = 8;
-    const ptrdiff_t groups = (panels + group - 1) / group;
+    char *thread_ws = ws + q.xt_bytes + q.u_bytes;
+    const ptrdiff_t Mrows = q.kb_per_group * FMR;
 
     #pragma omp parallel num_threads(threads)
     {
         float tile[FMR * FNR];
+        float *Vc = (float *)(thread_ws + (q.v_bytes + q.m_bytes) * (size_t)fc_thread_num());
+        float *Mc = (float *)((char *)Vc + q.v_bytes);
         winograd_transpose_images(g, q.Hq, q.Wq, q.Nv, x, xt);
         F(wino_weights)(g, transposed, w, U);
-        #pragma omp for schedule(static)
-        for (ptrdiff_t row = 0; row < 36 * q.C; row++)
-            for (ptrdiff_t t = q.T; t < q.Tp; t++)
-                V[row * q.Tp + t] = 0;
         #pragma omp for schedule(dynamic)
-        for (ptrdiff_t unit = 0; unit < q.C * q.th * q.tw; unit++)
-            F(wino_input)(&q, xt, V, q.C, q.Tp, unit / (q.th * q.tw), unit / q.tw % q.th, unit % q.tw);
-        #pragma omp for schedule(dynamic)
-        for (ptrdiff_t task = 0; task < 36 * groups; task++) {
-            const ptrdiff_t pt = task / groups, p0 = task % groups * group;
-            const ptrdiff_t p1 = p0 + group < panels ? p0 + group : panels;
-            for (ptrdiff_t kb = 0; kb < q.kblocks; kb++)
-                for (ptrdiff_t p = p0; p < p1; p++) {
-                    F(ukr_forward)(q.C, U + (pt * q.kblocks + kb) * q.C * FMR, V + pt * q.C * q.Tp + p * FNR,
-                                   q.Tp, tile);
-                    for (int i = 0; i < FMR; i++)
-                        for (int j = 0; j < FNR; j++)
-                            M[(pt * Kp + kb * FMR + i) * q.Tp + p * FNR + j] = tile[i * FNR + j];
+        for (ptrdiff_t task = 0; task < q.tasks; task++) {
+            const ptrdiff_t t0 = task / q.kgroups * q.tc, nt = q.T - t0 < q.tc ? q.T - t0 : q.tc;
+            const ptrdiff_t kb0 = task % q.kgroups * q.kb_per_group;
+            const ptrdiff_t kb1 = kb0 + q.kb_per_group < q.kblocks ? kb0 + q.kb_per_group : q.kblocks;
+            const ptrdiff_t panels = (nt + FNR - 1) / FNR;
+            for (ptrdiff_t c = 0; c < q.C; c++)
+                for (ptrdiff_t t = t0; t < t0 + nt; t += VLEN) {
+                    const ptrdiff_t pos = t / q.Nv, ti = pos / q.tw, tj = pos % q.tw;
+                    F(wino_in_vec)(xt + ((c * q.Hq + 4 * ti) * q.Wq + 4 * tj) * q.Nv + t % q.Nv, q.Wq * q.Nv, q.Nv,
+                                   Vc + c * q.tc + (t - t0), q.C * q.tc);
+                }
+            for (ptrdiff_t pt = 0; pt < 36; pt++)
+                for (ptrdiff_t kb = kb0; kb < kb1; kb++)
+                    for (ptrdiff_t p = 0; p < panels; p++) {
+                        F(ukr_forward)(q.C, U + (pt * q.kblocks + kb) * q.C * FMR, Vc + pt * q.C * q.tc + p * FNR,
+                                       q.tc, tile);
+                        for (int i = 0; i < FMR; i++)
+                            memcpy(Mc + (pt * Mrows + (kb - kb0) * FMR + i) * q.tc + p * FNR, tile + i * FNR,
+                                   sizeof(float) * FNR);
+                    }
+            for (ptrdiff_t k = kb0 * FMR; k < kb1 * FMR && k < q.K; k++)
+                for (ptrdiff_t t = t0; t < t0 + nt; t += VLEN) {
+                    const ptrdiff_t pos = t / q.Nv;
+                    F(wino_out_vec)(&q, Mc + (k - kb0 * FMR) * q.tc + (t - t0), Mrows * q.tc, bias ? bias[k] : 0.0f,
+                                    y, k, t % q.Nv, pos / q.tw, pos % q.tw);
                 }
         }
-        #pragma omp for schedule(dynamic)
-        for (ptrdiff_t unit = 0; unit < q.K * q.th * q.tw; unit++)
-            F(wino_output)(&q, M, bias, y, unit / (q.th * q.tw), unit / q.tw % q.th, unit % q.tw);
     }
 }
 
@@ -703,7 +726,7 @@ typedef struct {
 static F(winodw_plan) F(plan_winograd_dw)(const fc_geom *g)
 {
     F(winodw_plan) q;
-    q.w = F(plan_winograd)(g);
+    q.w = F(plan_winograd)(g, 1);   /* its geometry only */
     q.Kr = (g->K + WMR - 1) / WMR * WMR;
     q.Cr = (g->C + WNR - 1) / WNR * WNR;
     q.Cv = (g->C + VLEN - 1) / VLEN * VLEN;
@@ -847,7 +870,7 @@ static size_t F(conv_workspace)(const fc_geom *g, int threads)
 {
     if (F(use_direct)(g))
         return F(direct_workspace)(g);
-    return F(use_winograd)(g) ? F(winograd_workspace)(g) : F(forward_workspace)(g, threads);
+    return F(use_winograd)(g) ? F(winograd_workspace)(g, threads) : F(forward_workspace)(g, threads);
 }
 
 static void F(conv)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
