@@ -1,12 +1,12 @@
-"""Tests of dl2.containers: Sequential, Residual, Concat, SqueezeExcite, AuxHead."""
+"""Tests of dl2.containers: Sequential, Residual, Concat, AuxHead."""
 import numpy as np
 import pytest
 
 import dl2
-from dl2.containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite, aux_heads, auxiliary_loss
+from dl2.containers import AuxHead, Concat, Residual, Sequential, aux_heads, auxiliary_loss
 from dl2.gradcheck import gradcheck
 from dl2.layers import (BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU,
-                        Tanh)
+                        SqueezeExcite, Tanh)
 from dl2.losses import SoftmaxCrossEntropy
 
 F64 = np.float64
@@ -172,25 +172,6 @@ def test_concat_inception_block_gradcheck():
 def test_concat_mismatched_branches():
     with pytest.raises(ValueError, match="differ outside the concatenation axis"):
         Sequential(Concat(Conv2D(2, 1), Conv2D(2, 3)), input_shape=(1, 5, 5))
-
-
-# --------------------------------------------------------------------- SqueezeExcite
-def test_squeeze_excite_matches_definition_and_gradcheck():
-    se = SqueezeExcite(reduction=2)
-    model = Sequential(Conv2D(4, 3, padding=1), se, input_shape=(2, 5, 5), dtype=F64, seed=0)
-    assert se.w1.shape == (2, 4) and se.w2.shape == (4, 2)
-    se.b1.data[...] = [0.3, -0.2]   # nonzero biases so the check is not blind to them
-    se.b2.data[...] = [0.1, -0.1, 0.2, 0.0]
-    x = batch((3, 4, 5, 5))
-    s = x.mean(axis=(2, 3))
-    g = 1 / (1 + np.exp(-(np.maximum(s @ se.w1.data.T + se.b1.data, 0) @ se.w2.data.T + se.b2.data)))
-    np.testing.assert_allclose(se.forward(x), x * g[:, :, None, None], rtol=1e-12)
-    gradcheck(model, batch((3, 2, 5, 5)))
-
-
-def test_squeeze_excite_needs_images():
-    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
-        Sequential(SqueezeExcite(), input_shape=(16,))
 
 
 # --------------------------------------------------------------------- AuxHead

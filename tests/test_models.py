@@ -6,7 +6,8 @@ import pytest
 
 import dl2
 from dl2 import models
-from dl2.containers import Concat, Residual, SqueezeExcite, aux_heads, auxiliary_loss
+from dl2.containers import Concat, Residual, aux_heads, auxiliary_loss
+from dl2.layers import SqueezeExcite
 from dl2.layers import BatchNorm1D, BatchNorm2D, Dropout, LocalResponseNorm
 
 F64 = np.float64

@@ -15,7 +15,7 @@ from .losses import MSELoss, SoftmaxCrossEntropy
 from . import data, optim
 
 # --- containers, serialization, trainer (dl2.containers, dl2.serialization, dl2.trainer) ---
-from .containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite, auxiliary_loss
+from .containers import AuxHead, Concat, Residual, Sequential, auxiliary_loss
 from .serialization import load, load_checkpoint, save, save_checkpoint
 from .trainer import EarlyStopping, Trainer
 from . import models

@@ -3,7 +3,6 @@
 * :class:`Sequential` -- layers applied in order; builds from a per-sample ``input_shape``.
 * :class:`Residual` -- ``y = body(x) + shortcut(x)`` (ResNet); identity shortcut by default.
 * :class:`Concat` -- parallel branches on the same input, concatenated on the channel axis (Inception).
-* :class:`SqueezeExcite` -- channel attention ``y = x * sigmoid(W2 relu(W1 mean_hw(x)))`` (SENet).
 * :class:`AuxHead` -- an auxiliary classifier (GoogLeNet): identity on the trunk, plus ``head(x)`` in training.
 
 Shapes are per sample in ``build`` and batched (``N`` first) in ``forward``/``backward``; images are
@@ -16,9 +15,9 @@ and its ``backward`` returns None. That layer (e.g. a Conv2D) may then skip comp
 """
 import numpy as np
 
-from .module import Module, Parameter
+from .module import Module
 
-__all__ = ["Sequential", "Residual", "Concat", "SqueezeExcite", "AuxHead", "aux_heads", "auxiliary_loss"]
+__all__ = ["Sequential", "Residual", "Concat", "AuxHead", "aux_heads", "auxiliary_loss"]
 
 
 def _as_module(value, who):
@@ -338,65 +337,6 @@ class Concat(_Container):
             if self.needs_input_grad:
                 dx = d if dx is None else dx + d
         return dx
-
-
-# ===================================================================== Squeeze-and-excitation
-def _sigmoid(u):
-    out = np.empty_like(u)
-    pos = u >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-u[pos]))
-    e = np.exp(u[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
-
-
-class SqueezeExcite(Module):
-    """Squeeze-and-excitation on ``(N, C, H, W)``: ``y = x * g[:, :, None, None]`` with
-
-    ``s = mean_hw(x)`` ``(N, C)``, ``g = sigmoid(relu(s W1^T + b1) W2^T + b2)``, ``W1`` ``(C // r, C)``,
-    ``W2`` ``(C, C // r)`` (at least one hidden unit). Output shape = input shape.
-    """
-
-    def __init__(self, reduction=16):
-        super().__init__()
-        if int(reduction) != reduction or reduction < 1:
-            raise ValueError(f"SqueezeExcite: reduction must be a positive integer, got {reduction!r}")
-        self.reduction = int(reduction)
-        self.needs_input_grad = True
-
-    def _build(self, input_shape, dtype, rng):
-        if len(input_shape) != 3:
-            raise ValueError(f"SqueezeExcite: expected a per-sample shape (C, H, W), got {input_shape}")
-        c = input_shape[0]
-        h = max(1, c // self.reduction)
-        self.w1 = Parameter((rng.standard_normal((h, c)) * np.sqrt(2.0 / c)).astype(dtype))
-        self.b1 = Parameter(np.zeros(h, dtype), regularize=False)
-        self.w2 = Parameter((rng.standard_normal((c, h)) * np.sqrt(1.0 / h)).astype(dtype))
-        self.b2 = Parameter(np.zeros(c, dtype), regularize=False)
-        return input_shape
-
-    def forward(self, x):
-        s = x.mean(axis=(2, 3))
-        z = s @ self.w1.data.T + self.b1.data
-        a = np.maximum(z, 0)
-        g = _sigmoid(a @ self.w2.data.T + self.b2.data)
-        self._cache = (x, s, z, a, g)
-        return x * g[:, :, None, None]
-
-    def backward(self, dy):
-        x, s, z, a, g = self._cache
-        dg = np.einsum("nchw,nchw->nc", dy, x)
-        du = dg * g * (1 - g)
-        self.w2.grad += du.T @ a
-        self.b2.grad += du.sum(axis=0)
-        dz = (du @ self.w2.data) * (z > 0)
-        self.w1.grad += dz.T @ s
-        self.b1.grad += dz.sum(axis=0)
-        if not self.needs_input_grad:
-            return None
-        ds = dz @ self.w1.data
-        hw = x.shape[2] * x.shape[3]
-        return dy * g[:, :, None, None] + (ds / hw)[:, :, None, None]
 
 
 # ===================================================================== auxiliary classifier

@@ -1,9 +1,8 @@
-"""2-D convolution on the fastconv kernels."""
+"""2-D convolution (on the kernel backend, :mod:`dl2.backend`)."""
 import numpy as np
 
-import fastconv
-
 from .. import init
+from ..backend import get_backend
 from ..module import Module, Parameter
 from ._base import LayerMixin, expect_rank, expect_size, pair, window_output_hw
 
@@ -52,11 +51,11 @@ class Conv2D(LayerMixin, Module):
         x = self._input(x, "channels")
         self._x = x
         bias = self.bias.data if self.bias is not None else None
-        return fastconv.conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
+        return get_backend().conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
 
     def backward(self, dy):
-        dx, dw, db = fastconv.conv2d_backward(dy, self._x, self.weight.data, self.stride, self.padding,
-                                              need_dx=self.needs_input_grad)
+        dx, dw, db = get_backend().conv2d_backward(dy, self._x, self.weight.data, self.stride, self.padding,
+                                                   need_dx=self.needs_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

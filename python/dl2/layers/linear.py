@@ -1,8 +1,8 @@
 """Fully connected layer."""
-import fastconv
 import numpy as np
 
 from .. import init
+from ..backend import get_backend
 from ..module import Module, Parameter
 from ._base import LayerMixin, expect_size
 
@@ -50,10 +50,11 @@ class Linear(LayerMixin, Module):
                              f"add Flatten() before Linear")
         x = self._input(x)
         self._x = x
-        return fastconv.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+        return get_backend().linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, dy):
-        dx, dw, db = fastconv.linear_backward(dy, self._x, self.weight.data, need_dx=self.needs_input_grad)
+        dx, dw, db = get_backend().linear_backward(dy, self._x, self.weight.data,
+                                                   need_dx=self.needs_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

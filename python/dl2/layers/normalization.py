@@ -5,8 +5,8 @@ Every one has an exact backward. Scales ``gamma`` and shifts ``beta`` are Parame
 """
 import numpy as np
 
-import fastconv
 
+from ..backend import get_backend
 from ..module import Module, Parameter
 from ._base import LayerMixin, expect_rank, expect_size
 
@@ -15,7 +15,7 @@ __all__ = ["BatchNorm1D", "BatchNorm2D", "LayerNorm", "InstanceNorm2D", "GroupNo
 
 # ------------------------------------------------------------------------------------------ batch norm
 class _BatchNorm(LayerMixin):
-    """Per-channel batch normalisation on fastconv (``(N, C)`` or ``(N, C, H, W)`` batches).
+    """Per-channel batch normalisation on the kernel backend (``(N, C)`` or ``(N, C, H, W)`` batches).
 
     Training: batch statistics (biased variance to normalise) and the running statistics updated PyTorch-style,
     ``running = (1 - momentum) * running + momentum * batch``, with the UNBIASED batch variance
@@ -65,12 +65,13 @@ class _BatchNorm(LayerMixin):
         self._x = x
         if not self.training:
             self._train_stats = None
-            return fastconv.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
+            return get_backend().batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var,
+                                                     self.eps)
         m = x.size // x.shape[1]
         if m < 2:
             raise ValueError(f"{type(self).__name__}: training needs more than one value per channel to estimate "
                              f"a variance, got input shape {x.shape} (use a larger batch, or eval())")
-        y, mean, invstd = fastconv.batchnorm_forward(x, gamma, beta, self.eps)
+        y, mean, invstd = get_backend().batchnorm_forward(x, gamma, beta, self.eps)
         self._train_stats = mean, invstd
         biased_var = np.maximum(1.0 / invstd.astype(np.float64) ** 2 - self.eps, 0.0)
         mom = self.momentum
@@ -81,7 +82,7 @@ class _BatchNorm(LayerMixin):
     def backward(self, dy):
         gamma, _ = self._affine()
         if self._train_stats is not None:
-            dx, dgamma, dbeta = fastconv.batchnorm_backward(dy, self._x, gamma, *self._train_stats)
+            dx, dgamma, dbeta = get_backend().batchnorm_backward(dy, self._x, gamma, *self._train_stats)
         else:   # evaluation: y = gamma * xhat + beta with fixed statistics
             axes = (0,) if self._x.ndim == 2 else (0, 2, 3)
             shape = (1, -1) + (1,) * (self._x.ndim - 2)

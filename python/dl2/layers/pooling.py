@@ -1,8 +1,8 @@
 """Pooling layers: max, average and power-average (LP) over windows, and global average/max."""
 import numpy as np
 
-import fastconv
 
+from ..backend import get_backend
 from ..module import Module
 from ._base import LayerMixin, expect_rank, pair, window_output_hw
 
@@ -29,7 +29,7 @@ class _Pool2D(LayerMixin):
 class MaxPool2D(_Pool2D, Module):
     """Max over ``kernel_size`` windows: ``(N, C, H, W)`` -> ``(N, C, OH, OW)``; padding counts as -inf.
 
-    The gradient goes to the first maximum of each window (row-major), as in fastconv.
+    The gradient goes to the first maximum of each window (row-major), as in fastconv and its reference.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -38,14 +38,14 @@ class MaxPool2D(_Pool2D, Module):
 
     def forward(self, x):
         x = self._input(x, "channels")
-        y, self._indices = fastconv.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        y, self._indices = get_backend().maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
         self._x_shape = x.shape
         return y
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        return fastconv.maxpool2d_backward(dy, self._indices, self._x_shape)
+        return get_backend().maxpool2d_backward(dy, self._indices, self._x_shape)
 
 
 class AvgPool2D(_Pool2D, Module):
@@ -62,12 +62,13 @@ class AvgPool2D(_Pool2D, Module):
     def forward(self, x):
         x = self._input(x, "channels")
         self._x_shape = x.shape
-        return fastconv.avgpool2d_forward(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
+        return get_backend().avgpool2d_forward(x, self.kernel_size, self.stride, self.padding,
+                                               self.count_include_pad)
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        return fastconv.avgpool2d_backward(dy, self._x_shape, self.kernel_size, self.stride, self.padding,
+        return get_backend().avgpool2d_backward(dy, self._x_shape, self.kernel_size, self.stride, self.padding,
                                            self.count_include_pad)
 
 
@@ -93,7 +94,7 @@ class LPPool2D(_Pool2D, Module):
     def forward(self, x):
         x = self._input(x, "channels")
         area = self.kernel_size[0] * self.kernel_size[1]
-        s = fastconv.avgpool2d_forward(x ** self.p, self.kernel_size, self.stride) * area
+        s = get_backend().avgpool2d_forward(x ** self.p, self.kernel_size, self.stride) * area
         y = s ** (1.0 / self.p)
         self._x, self._s, self._y = x, s, y
         return y
@@ -105,7 +106,8 @@ class LPPool2D(_Pool2D, Module):
         area = self.kernel_size[0] * self.kernel_size[1]
         nonzero = self._s != 0
         g = np.where(nonzero, dy * self._y / np.where(nonzero, self._s, 1), 0) * area
-        spread = fastconv.avgpool2d_backward(g.astype(self.dtype), self._x.shape, self.kernel_size, self.stride)
+        spread = get_backend().avgpool2d_backward(g.astype(self.dtype), self._x.shape, self.kernel_size,
+                                                  self.stride)
         return spread * self._x ** (self.p - 1)
 
 
