@@ -4,6 +4,7 @@ Layers have an explicit ``forward`` and ``backward`` (see :mod:`dl2.module`); ne
 :class:`dl2.Sequential` and trained with :class:`dl2.Trainer`.
 """
 from .module import MODULES, Module, Parameter, from_config
+from .backend import get_backend, use_backend
 
 # --- layers, activations, losses, init, gradcheck (dl2.layers, dl2.losses, dl2.init, dl2.gradcheck) ---
 from . import init

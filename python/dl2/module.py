@@ -32,7 +32,7 @@ class Parameter:
 
     def __init__(self, data, regularize=True):
         self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
+        self.grad = np.zeros(self.data.shape, self.data.dtype)   # zero pages: memory is touched on first use
         self.regularize = regularize
 
     @property
