@@ -7,8 +7,8 @@ import pytest
 
 import dl2
 from dl2 import serialization
-from dl2.containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite
-from dl2.layers import BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU
+from dl2.containers import AuxHead, Concat, Residual, Sequential
+from dl2.layers import BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU, SqueezeExcite
 from dl2.optim import Adam
 
 

@@ -1,10 +1,12 @@
 """2-D convolution (on the kernel backend, :mod:`dl2.backend`)."""
 import numpy as np
 
+import fastconv
+
 from .. import init
 from ..backend import get_backend
 from ..module import Module, Parameter
-from ._base import LayerMixin, expect_rank, expect_size, pair, window_output_hw
+from ._base import LayerMixin, expect_rank, expect_size, window_output_hw
 
 __all__ = ["Conv2D"]
 
@@ -24,9 +26,9 @@ class Conv2D(LayerMixin, Module):
         if int(out_channels) < 1:
             raise ValueError(f"Conv2D: out_channels must be >= 1, got {out_channels!r}")
         self.out_channels = int(out_channels)
-        self.kernel_size = pair(kernel_size, "Conv2D kernel_size", 1)
-        self.stride = pair(stride, "Conv2D stride", 1)
-        self.padding = pair(padding, "Conv2D padding", 0)
+        self.kernel_size = fastconv.pair(kernel_size, "Conv2D kernel_size", 1)
+        self.stride = fastconv.pair(stride, "Conv2D stride", 1)
+        self.padding = fastconv.pair(padding, "Conv2D padding", 0)
         self.in_channels = None
         self._given_in_channels = in_channels
         self.use_bias = bool(bias)

@@ -1,10 +1,11 @@
 """Pooling layers: max, average and power-average (LP) over windows, and global average/max."""
 import numpy as np
 
+import fastconv
 
 from ..backend import get_backend
 from ..module import Module
-from ._base import LayerMixin, expect_rank, pair, window_output_hw
+from ._base import LayerMixin, expect_rank, window_output_hw
 
 __all__ = ["MaxPool2D", "AvgPool2D", "LPPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
@@ -14,9 +15,9 @@ class _Pool2D(LayerMixin):
 
     def _geometry(self, kernel_size, stride, padding):
         name = type(self).__name__
-        self.kernel_size = pair(kernel_size, f"{name} kernel_size", 1)
-        self.stride = self.kernel_size if stride is None else pair(stride, f"{name} stride", 1)
-        self.padding = pair(padding, f"{name} padding", 0)
+        self.kernel_size = fastconv.pair(kernel_size, f"{name} kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else fastconv.pair(stride, f"{name} stride", 1)
+        self.padding = fastconv.pair(padding, f"{name} padding", 0)
         if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{name}: padding {self.padding} must be at most half the kernel size {self.kernel_size}")
 
