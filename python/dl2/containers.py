@@ -104,9 +104,16 @@ class Sequential(_Container):
         return len(self.layers)
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(*self.layers[index])
-        return self.layers[index]
+        """A layer, or for a slice a new Sequential sharing those layers (their weights are not re-initialised:
+        ``model[:3]`` of a trained model is the trained feature extractor, already built)."""
+        if not isinstance(index, slice):
+            return self.layers[index]
+        layers = self.layers[index]
+        part = Sequential(*layers, dtype=self._dtype_arg, seed=self.seed)
+        if self.built and layers:
+            part.dtype, part.input_shape = self.dtype, tuple(layers[0].input_shape)
+            part.output_shape, part.built = tuple(layers[-1].output_shape), True
+        return part
 
     def __iter__(self):
         return iter(self.layers)
@@ -193,27 +200,11 @@ class Sequential(_Container):
                 break
         return dy if self.needs_input_grad else None
 
-    def predict(self, x, batch_size=256):
-        """Eval-mode forward in batches (the previous mode is restored); returns ``(N, *output_shape)``."""
-        from .trainer import predict
-        return predict(self, x, batch_size)
-
     def auxiliary_loss(self, loss_fn, t):
         """Sum of the weighted auxiliary-head losses of the last forward; see :func:`auxiliary_loss`."""
         return auxiliary_loss(self, loss_fn, t)
 
-    # ----------------------------------------------------------------- config / display
-    def to_config(self):
-        """JSON-able dict: the architecture with the built ``input_shape`` and ``dtype``."""
-        from .serialization import to_config
-        return to_config(self)
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild (and build, when the config has an input shape) from :meth:`to_config` output."""
-        from .serialization import from_config
-        return from_config(config)
-
+    # ----------------------------------------------------------------- display
     def summary(self, print_fn=print):
         """A table of layers, output shapes and parameter counts (printed with ``print_fn``; returned)."""
         rows = []

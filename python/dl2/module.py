@@ -12,15 +12,28 @@ Attributes that are :class:`Parameter` or :class:`Module` instances are register
 as in ``torch.nn.Module``; arrays that are state but not trained (running statistics) are registered with
 :meth:`Module.register_buffer`. Constructor arguments are recorded automatically so every module can be
 rebuilt from :meth:`Module.get_config` (see ``dl2.serialization``).
+
+Inference needs no trainer: ``model.predict(x)`` (evaluation mode, in batches), or ``with model.eval_mode(): ...``.
 """
+import contextlib
 import functools
 import inspect
+import numbers
 from collections import OrderedDict
 
 import numpy as np
 
-#: Every Module subclass by class name, for rebuilding models from a config.
+#: Every Module subclass by its config name (see :func:`class_key`), for rebuilding models from a config.
 MODULES = {}
+
+
+def class_key(cls):
+    """The name a module class is stored under in configs and :data:`MODULES`: the bare class name for dl2's own
+    classes (``"Linear"``), the qualified name for every other (``"mypackage.layers.Linear"``), so a user's class
+    never replaces a dl2 class of the same name when a model is loaded."""
+    if cls.__module__ == "dl2" or cls.__module__.startswith("dl2."):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Parameter:
@@ -77,7 +90,7 @@ class Module:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        MODULES[cls.__name__] = cls
+        MODULES[class_key(cls)] = cls
         if "__init__" in cls.__dict__:
             cls.__init__ = _record_init_args(cls.__init__)
 
@@ -175,6 +188,33 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """Context manager: every submodule in evaluation mode inside the block, previous modes restored after."""
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+    def predict(self, x, batch_size=256):
+        """Outputs ``(N, *output_shape)`` for ``x (N, *input_shape)`` in evaluation mode (no dropout, batch norm on
+        its running statistics), ``batch_size`` samples at a time; the previous modes are restored."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"{type(self).__name__}.predict: batch_size must be a positive integer, "
+                             f"got {batch_size!r}")
+        if not self.built:
+            raise RuntimeError(f"{type(self).__name__}.predict: the model is not built")
+        x = np.asarray(x)
+        if x.ndim == 0 or len(x) == 0:
+            if x.ndim == 0:
+                raise ValueError(f"{type(self).__name__}.predict: x must be a batch (N, ...), got a scalar")
+            return np.zeros((0,) + tuple(self.output_shape), dtype=self.dtype)
+        with self.eval_mode():
+            return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
     # ----------------------------------------------------------------- state
     def state_dict(self):
         """Ordered mapping ``name -> array`` of every parameter and buffer (copies)."""
@@ -208,7 +248,7 @@ class Module:
 
     def get_config(self):
         """``{"class": name, "args": constructor arguments}``; nested modules become nested configs."""
-        return {"class": type(self).__name__, "args": _to_config(getattr(self, "_init_args", {}))}
+        return {"class": class_key(type(self)), "args": _to_config(getattr(self, "_init_args", {}))}
 
     # ----------------------------------------------------------------- display
     def extra_repr(self):
@@ -248,9 +288,16 @@ def _to_config(value):
     return value
 
 
-def from_config(config):
+def module_from_config(config):
     """Rebuild an (unbuilt) module from :meth:`Module.get_config` output."""
     return _from_config(config)
+
+
+def predict(model, x, batch_size=256):
+    """``model.predict(x, batch_size)``: evaluation-mode outputs in batches; see :meth:`Module.predict`."""
+    if not isinstance(model, Module):
+        raise TypeError(f"predict: expected a dl2 Module, got {type(model).__name__}")
+    return model.predict(x, batch_size)
 
 
 def _is_module_config(value):
@@ -261,7 +308,8 @@ def _from_config(value):
     if _is_module_config(value):
         name = value["class"]
         if name not in MODULES:
-            raise ValueError(f"unknown module class {name!r} in config")
+            hint = " (import the module that defines it before loading)" if "." in name else ""
+            raise ValueError(f"unknown module class {name!r} in config{hint}")
         args = {k: _from_config(v) for k, v in value["args"].items()}
         cls = MODULES[name]
         params = inspect.signature(cls.__init__).parameters

@@ -109,11 +109,11 @@ class Optimizer:
         total = 0.0
         for p in self.params:
             if self._regularized(p):
-                w = p.data.astype(np.float64, copy=False)
+                w = p.data.reshape(-1)   # a view: no copy of the weights
                 if self.weight_decay:
-                    total += 0.5 * self.weight_decay * float(np.sum(w * w))
+                    total += 0.5 * self.weight_decay * float(np.dot(w, w))
                 if self.l1:
-                    total += self.l1 * float(np.sum(np.abs(w)))
+                    total += self.l1 * float(np.linalg.norm(w, 1))
         return total
 
     # ----------------------------------------------------------------- stepping
