@@ -93,8 +93,10 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
         for _ in range(int(convs_per_stage)):
             layers += [Conv2D(scaled(c, width), 3, padding=1, bias=False), BatchNorm2D(), ReLU()]
         layers.append(MaxPool2D(2))
-    layers += [Flatten(), Linear(scaled(hidden, width), bias=False), BatchNorm1D(), ReLU()]
-    if dropout:
-        layers.append(Dropout(dropout))
+    layers.append(Flatten())
+    if hidden:
+        layers += [Linear(scaled(hidden, width), bias=False), BatchNorm1D(), ReLU()]
+        if dropout:
+            layers.append(Dropout(dropout))
     layers.append(Linear(num_classes))
     return build(layers, shape, dtype, seed, "BNConvNet")
