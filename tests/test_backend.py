@@ -12,6 +12,7 @@ pytestmark = pytest.mark.usefixtures("one_fastconv_thread")
 
 # Small versions of every registry entry: the same layer sequence with a few channels.
 NETWORKS = {
+    "cnn": lambda dt: models.SmallCNN((1, 8, 8), width=0.5, dtype=dt, seed=0),
     "mlp": lambda dt: models.MLP((1, 6, 6), hidden_sizes=(12, 8), batchnorm=True, dropout=0.2, dtype=dt, seed=0),
     "simple_conv_net": lambda dt: models.SimpleConvNet((1, 10, 10), width=0.2, dtype=dt, seed=0),
     "double_conv_net": lambda dt: models.DoubleConvNet((1, 12, 12), width=0.3, dtype=dt, seed=0),

@@ -42,6 +42,7 @@ TINY = {
     "deep_conv_net": lambda: models.DeepConvNet((1, 8, 8), channels=(3, 3, 4, 4, 5, 5), hidden=6, dtype=F64,
                                                 seed=0),
     "bn_cnn": lambda: models.BNConvNet((1, 8, 8), width=0.125, dtype=F64, seed=0),
+    "cnn": lambda: models.SmallCNN((1, 8, 8), width=0.125, dtype=F64, seed=0),
     "lenet5": lambda: models.LeNet5((1, 16, 16), width=0.25, dtype=F64, seed=0),
     "alexnet": lambda: models.AlexNet((1, 16, 16), width=0.03, dtype=F64, seed=0),
     "vgg_bn": lambda: models.VGG((1, 16, 16), depth=11, width=1 / 64, batchnorm=True, dtype=F64, seed=0),
@@ -148,6 +149,7 @@ TRAIN = {
     "double_conv_net": (8, 3, lambda s: models.DoubleConvNet(s, seed=0)),
     "deep_conv_net": (8, 6, lambda s: models.DeepConvNet(s, seed=0)),
     "bn_cnn": (8, 3, lambda s: models.BNConvNet(s, seed=0)),
+    "cnn": (8, 3, lambda s: models.SmallCNN(s, seed=0)),
     "lenet5": (16, 3, lambda s: models.LeNet5(s, seed=0)),
     "alexnet": (16, 8, lambda s: models.AlexNet(s, width=0.25, seed=0)),
     "vgg": (16, 3, lambda s: models.VGG(s, depth=11, width=0.125, batchnorm=True, seed=0)),
@@ -287,7 +289,7 @@ def test_small_variants_chosen_from_the_input_size():
 
 # --------------------------------------------------------------------- registry and serialization
 REQUIRED = {"mlp", "simple_conv_net", "double_conv_net", "deep_conv_net", "lenet5", "alexnet", "vgg", "googlenet",
-            "resnet", "se_resnet", "bn_cnn"}
+            "resnet", "se_resnet", "bn_cnn", "cnn"}
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))

@@ -9,7 +9,7 @@ import numpy as np
 from ..layers import BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from ._common import build, check_classes, image_shape, scaled
 
-__all__ = ["SimpleConvNet", "DoubleConvNet", "DeepConvNet", "BNConvNet"]
+__all__ = ["SimpleConvNet", "DoubleConvNet", "DeepConvNet", "BNConvNet", "SmallCNN"]
 
 
 def SimpleConvNet(input_shape=(1, 28, 28), num_classes=10, *, filters=30, kernel_size=5, hidden=100,
@@ -79,7 +79,8 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
               dropout=0.3, width=1.0, dtype=np.float32, seed=None):
     """A small batch-normalised CNN (registry name ``bn_cnn``), sized for Fashion-MNIST on a 2-core CPU: per stage
     ``[Conv 3x3 pad 1 -> BatchNorm2D -> ReLU] * convs_per_stage -> MaxPool 2``, one stage per entry of
-    ``channels`` (32, 64), then ``Linear hidden -> BatchNorm1D -> ReLU -> Dropout -> Linear num_classes``.
+    ``channels`` (32, 64), then ``Linear hidden -> BatchNorm1D -> ReLU -> Dropout -> Linear num_classes``
+    (``hidden=0``: straight to ``Linear num_classes``).
     Batch normalisation after every convolution and hidden affine layer follows Ioffe & Szegedy, "Batch
     Normalization" (2015); those layers have no bias (the batch norm's shift replaces it). He initialisation.
 
@@ -100,3 +101,11 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
             layers.append(Dropout(dropout))
     layers.append(Linear(num_classes))
     return build(layers, shape, dtype, seed, "BNConvNet")
+
+
+def SmallCNN(input_shape=(1, 8, 8), num_classes=10, *, channels=(16, 32), width=1.0, dtype=np.float32, seed=None):
+    """The default network of ``dl2 train`` (registry name ``cnn``): :func:`BNConvNet` without the hidden affine
+    layer, ``[Conv 3x3 pad 1 -> BatchNorm2D -> ReLU -> MaxPool 2] x 2 (16, 32 channels) -> Linear num_classes``.
+    For the 8x8 digits: 6,138 parameters. Works for any image of at least 4x4 pixels (28x28 MNIST too).
+    """
+    return BNConvNet(input_shape, num_classes, channels=channels, hidden=0, width=width, dtype=dtype, seed=seed)
