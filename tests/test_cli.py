@@ -243,3 +243,11 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"dl2 {dl2.__version__}"
+
+
+def test_the_api_example_runs():
+    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "train_with_the_api.py")
+    proc = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert accuracy_of(proc.stdout) > 0.8

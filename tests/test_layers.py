@@ -369,8 +369,10 @@ def test_squeeze_excite_matches_definition_and_gradcheck():
 def test_squeeze_excite_needs_images_and_a_positive_reduction():
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         dl2.Sequential(dl2.SqueezeExcite(), input_shape=(16,))
-    for bad in (0, 2.5, True):
-        with pytest.raises(ValueError, match="reduction"):
+    with pytest.raises(ValueError, match="SqueezeExcite: reduction must be >= 1"):
+        dl2.SqueezeExcite(0)
+    for bad in (2.5, True):
+        with pytest.raises(TypeError, match="SqueezeExcite: reduction must be an integer"):
             dl2.SqueezeExcite(bad)
 
 

@@ -339,8 +339,10 @@ def test_schedule_errors():
         CosineLR(opt, t_max=0)
     with pytest.raises(ValueError):
         CosineLR(opt, t_max=5, lr_min=2.0)
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match="warmup must be an integer >= 0"):
+    with pytest.raises(ValueError, match=r"warmup \(epochs\) must be >= 0"):
+        ConstantLR(opt, warmup=-1)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match=r"warmup \(epochs\) must be an integer"):
             ConstantLR(opt, warmup=bad)
 
 

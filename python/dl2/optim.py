@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from .checks import integer, number
 from .module import Parameter
 
 __all__ = [
@@ -50,25 +51,16 @@ def _as_param_list(params, who):
 
 
 def _check_positive(name, value, who):
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{who}: {name} must be a positive finite number, got {value}")
-    return value
+    return number(value, who, name, lo=0, lo_open=True)
 
 
 def _check_nonneg(name, value, who):
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{who}: {name} must be >= 0, got {value}")
-    return value
+    return number(value, who, name, lo=0)
 
 
 def _check_unit(name, value, who):
     """A coefficient in [0, 1)."""
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{who}: {name} must be in [0, 1), got {value}")
-    return value
+    return number(value, who, name, lo=0, hi=1, hi_open=True)
 
 
 class Optimizer:
@@ -257,7 +249,7 @@ class Adam(Optimizer):
                  regularize_all=False):
         super().__init__(params, lr, weight_decay, l1, regularize_all)
         who = type(self).__name__
-        if len(betas) != 2:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{who}: betas must be a pair (b1, b2), got {betas!r}")
         self.betas = (_check_unit("betas[0]", betas[0], who), _check_unit("betas[1]", betas[1], who))
         self.eps = _check_nonneg("eps", eps, who)
@@ -287,11 +279,9 @@ class _Schedule:
         who = type(self).__name__
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{who}: expected an Optimizer, got {type(optimizer).__name__}")
-        if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
-            raise ValueError(f"{who}: warmup must be an integer >= 0 (epochs), got {warmup!r}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
-        self.warmup = int(warmup)
+        self.warmup = integer(warmup, who, "warmup (epochs)", 0)
         self.epoch = 0
         if self.warmup:
             self.optimizer.lr = self.lr   # the first warm-up epoch's; without warm-up epoch 0 runs at base_lr
@@ -334,9 +324,7 @@ class StepLR(_Schedule):
 
     def __init__(self, optimizer, step_size, gamma=0.1, warmup=0):
         super().__init__(optimizer, warmup)
-        if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
-        self.step_size = int(step_size)
+        self.step_size = integer(step_size, "StepLR", "step_size", 1)
         self.gamma = _check_positive("gamma", gamma, "StepLR")
 
     def get_lr(self, epoch):
@@ -348,9 +336,7 @@ class CosineLR(_Schedule):
 
     def __init__(self, optimizer, t_max, lr_min=0.0, warmup=0):
         super().__init__(optimizer, warmup)
-        if int(t_max) != t_max or t_max < 1:
-            raise ValueError(f"CosineLR: t_max must be a positive integer, got {t_max}")
-        self.t_max = int(t_max)
+        self.t_max = integer(t_max, "CosineLR", "t_max", 1)
         self.lr_min = _check_nonneg("lr_min", lr_min, "CosineLR")
         if self.lr_min > self.base_lr:
             raise ValueError(f"CosineLR: lr_min ({self.lr_min}) is above the optimizer's lr ({self.base_lr})")

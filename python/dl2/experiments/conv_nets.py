@@ -11,7 +11,7 @@ from ..trainer import Trainer
 
 TITLE = "Textbook conv nets: accuracy and time per epoch (Adam lr 0.001, batch 100)"
 LESSON = ("Convolutions share their weights across positions, so parameters and computation part ways: "
-          "DeepConvNet (six 3x3 convolutions) has a quarter of SimpleConvNet's parameters -- most of those sit in "
+          "DeepConvNet (six 3x3 convolutions) has less than a third of SimpleConvNet's parameters -- most of those sit in "
           "SimpleConvNet's first affine layer -- but costs several times more computation per epoch. With dropout "
           "0.5 (even on its logits) it also starts slower and its training accuracy lags its test accuracy; it "
           "needs more epochs to pay off (the book reports 99.4% on MNIST after 20 epochs).")

@@ -1,7 +1,8 @@
 """Helpers shared by the layers: input checking, per-sample shape checks at build time, window geometry."""
-import numpy as np
 
 import fastconv
+
+from ..checks import real_array
 
 
 class LayerMixin:
@@ -22,7 +23,7 @@ class LayerMixin:
         name = type(self).__name__
         if not self.built:
             raise RuntimeError(f"{name} is not built: call build(input_shape, dtype) first (Sequential does this)")
-        x = np.asarray(x)
+        x = real_array(x, name)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         want = self.input_shape

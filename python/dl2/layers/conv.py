@@ -5,6 +5,7 @@ import fastconv
 
 from .. import init
 from ..backend import get_backend
+from ..checks import integer
 from ..module import Module, Parameter
 from ._base import LayerMixin, expect_rank, expect_size, window_output_hw
 
@@ -23,14 +24,12 @@ class Conv2D(LayerMixin, Module):
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, bias=True, weight_init="he",
                  in_channels=None):
         super().__init__()
-        if int(out_channels) < 1:
-            raise ValueError(f"Conv2D: out_channels must be >= 1, got {out_channels!r}")
-        self.out_channels = int(out_channels)
+        self.out_channels = integer(out_channels, "Conv2D", "out_channels", 1)
         self.kernel_size = fastconv.pair(kernel_size, "Conv2D kernel_size", 1)
         self.stride = fastconv.pair(stride, "Conv2D stride", 1)
         self.padding = fastconv.pair(padding, "Conv2D padding", 0)
         self.in_channels = None
-        self._given_in_channels = in_channels
+        self._given_in_channels = None if in_channels is None else integer(in_channels, "Conv2D", "in_channels", 1)
         self.use_bias = bool(bias)
         self._weight_init = init.get(weight_init)
         self.weight = None

@@ -4,6 +4,7 @@ import numpy as np
 import fastconv
 
 from ..backend import get_backend
+from ..checks import number
 from ..module import Module
 from ._base import LayerMixin, expect_rank, window_output_hw
 
@@ -58,6 +59,8 @@ class AvgPool2D(_Pool2D, Module):
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
         super().__init__()
         self._geometry(kernel_size, stride, padding)
+        if not isinstance(count_include_pad, (bool, np.bool_)):
+            raise TypeError(f"AvgPool2D: count_include_pad must be True or False, got {count_include_pad!r}")
         self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x):
@@ -87,9 +90,7 @@ class LPPool2D(_Pool2D, Module):
 
     def __init__(self, p, kernel_size, stride=None):
         super().__init__()
-        if not (np.isfinite(p) and p >= 1):
-            raise ValueError(f"LPPool2D: p must be a finite number >= 1, got {p!r}")
-        self.p = float(p)
+        self.p = number(p, "LPPool2D", "p", lo=1)
         self._geometry(kernel_size, stride, 0)
 
     def forward(self, x):

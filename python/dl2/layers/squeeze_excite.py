@@ -1,6 +1,7 @@
 """Squeeze-and-excitation (Hu, Shen & Sun, "Squeeze-and-excitation networks", CVPR 2018): channel attention."""
 import numpy as np
 
+from ..checks import integer
 from ..module import Module
 from ._base import LayerMixin, expect_rank
 from .activations import _sigmoid as sigmoid
@@ -20,9 +21,7 @@ class SqueezeExcite(LayerMixin, Module):
 
     def __init__(self, reduction=16):
         super().__init__()
-        if isinstance(reduction, bool) or int(reduction) != reduction or reduction < 1:
-            raise ValueError(f"SqueezeExcite: reduction must be a positive integer, got {reduction!r}")
-        self.reduction = int(reduction)
+        self.reduction = integer(reduction, "SqueezeExcite", "reduction", 1)
 
     def _build(self, input_shape, dtype, rng):
         expect_rank(self, input_shape, 3, "(C, H, W)")
