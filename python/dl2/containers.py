@@ -15,6 +15,7 @@ and its ``backward`` returns None. That layer (e.g. a Conv2D) may then skip comp
 """
 import numpy as np
 
+from .checks import integer, number, real_array
 from .module import Module
 
 __all__ = ["Sequential", "Residual", "Concat", "AuxHead", "aux_heads", "auxiliary_loss"]
@@ -165,7 +166,7 @@ class Sequential(_Container):
 
     # ----------------------------------------------------------------- computation
     def _check_input(self, x):
-        x = np.asarray(x)
+        x = real_array(x, "Sequential")
         if not self.built:
             raise RuntimeError("Sequential: call build(input_shape) (or pass input_shape=...) before forward")
         if x.shape[1:] != self.input_shape:
@@ -293,7 +294,7 @@ class Concat(_Container):
         for i, branch in enumerate(branches):
             setattr(self, f"branch{i}", _as_module(branch, f"Concat branch {i}"))
         object.__setattr__(self, "branches", [getattr(self, f"branch{i}") for i in range(len(branches))])
-        self.axis = int(axis)
+        self.axis = integer(axis, "Concat", "axis")
 
     def _build(self, input_shape, dtype, rng):
         shapes = []
@@ -344,9 +345,7 @@ class AuxHead(_Container):
     def __init__(self, head, weight=0.3):
         super().__init__()
         self.head = _as_module(head, "AuxHead head")
-        self.weight = float(weight)
-        if not self.weight >= 0:
-            raise ValueError(f"AuxHead: weight must be >= 0, got {weight!r}")
+        self.weight = number(weight, "AuxHead", "weight", lo=0)
         self.aux_output = None
         self._aux_grad = None
 

@@ -7,10 +7,9 @@ trainer or an optimizer::
 
 ``x`` is ``(N, *model.input_shape)``; ``t`` integer labels ``(N,)`` or targets ``(N, *model.output_shape)``.
 """
-import numbers
-
 import numpy as np
 
+from .checks import integer, real_array
 from .module import Module
 
 __all__ = ["METRICS", "accuracy", "evaluate", "check_data", "check_batch_size", "resolve_metrics"]
@@ -49,19 +48,15 @@ def resolve_metrics(metrics):
 
 
 def check_batch_size(batch_size, who):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"{who}: batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
+    return integer(batch_size, who, "batch_size", 1)
 
 
 def check_data(model, x, t, who, metrics=()):
     """``(x, t)`` as arrays, checked against ``model``: same number of samples, per-sample shapes, real finite
     inputs, integer labels in range (or targets of the output's shape). ``metrics``: ``[(name, fn)]``."""
-    x, t = np.asarray(x), np.asarray(t)
+    x, t = real_array(x, who, "x"), real_array(t, who, "t")
     if x.ndim == 0 or t.ndim == 0:
         raise ValueError(f"{who}: x and t must be arrays with a sample axis")
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == bool:
-        raise TypeError(f"{who}: x must be an array of real numbers, got dtype {x.dtype}")
     if len(x) == 0:
         raise ValueError(f"{who}: empty dataset (x has 0 samples)")
     if len(x) != len(t):
@@ -73,8 +68,7 @@ def check_data(model, x, t, who, metrics=()):
         raise ValueError(f"{who}: x contains NaN or infinite values")
     out = tuple(model.output_shape)
     if t.ndim == 1 and len(out) == 1 and out[0] > 1:
-        if not (np.issubdtype(t.dtype, np.integer) or
-                (np.issubdtype(t.dtype, np.floating) and np.all(t == np.round(t)))) or t.dtype == bool:
+        if not (np.issubdtype(t.dtype, np.integer) or np.all(t == np.round(t))):
             raise ValueError(f"{who}: 1-D targets must be integer class labels, got dtype {t.dtype}")
         lo, hi = t.min(), t.max()
         if lo < 0 or hi >= out[0]:
@@ -82,8 +76,6 @@ def check_data(model, x, t, who, metrics=()):
                              f"got labels from {lo} to {hi}")
     elif t.shape[1:] != out:
         raise ValueError(f"{who}: targets have per-sample shape {t.shape[1:]} but the model outputs {out}")
-    elif not np.issubdtype(t.dtype, np.number) or np.issubdtype(t.dtype, np.complexfloating):
-        raise TypeError(f"{who}: targets must be real numbers, got dtype {t.dtype}")
     elif any(name == "accuracy" for name, _ in metrics) and len(out) != 1:
         raise ValueError(f"{who}: accuracy needs class scores (N, classes), the model outputs {out}")
     return x, t

@@ -5,13 +5,15 @@ by ``N``); ``reduction="sum"`` sums.
 """
 import numpy as np
 
+from .checks import number, real_array
+
 __all__ = ["SoftmaxCrossEntropy", "MSELoss"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _float_batch(a, name, who):
-    a = np.asarray(a)
+    a = real_array(a, who, name)
     if a.dtype not in _FLOATS:
         a = a.astype(np.float64)
     if a.ndim < 1 or a.shape[0] == 0:
@@ -70,9 +72,8 @@ class SoftmaxCrossEntropy(_Loss):
 
     def __init__(self, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
-        if isinstance(label_smoothing, bool) or not 0 <= label_smoothing < 1:
-            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = number(label_smoothing, "SoftmaxCrossEntropy", "label_smoothing", lo=0, hi=1,
+                                      hi_open=True)
 
     def forward(self, logits, t):
         who = type(self).__name__
@@ -104,8 +105,7 @@ class SoftmaxCrossEntropy(_Loss):
         elif t.ndim == 2:
             if t.shape != z.shape:
                 raise ValueError(f"{who}: target probabilities must have the logits' shape {z.shape}, got {t.shape}")
-            if not np.issubdtype(t.dtype, np.number) or np.issubdtype(t.dtype, np.complexfloating):
-                raise TypeError(f"{who}: target probabilities must be real numbers, got dtype {t.dtype}")
+            real_array(t, who, "target probabilities")
             t = t.astype(z.dtype, copy=False)
             if e:
                 t = (1 - e) * t + (e / classes) * t.sum(axis=1, keepdims=True)
@@ -142,7 +142,7 @@ class MSELoss(_Loss):
     def forward(self, y, t):
         who = type(self).__name__
         y = _float_batch(y, "y", who)
-        t = np.asarray(t)
+        t = real_array(t, who, "target")
         if t.shape != y.shape:
             raise ValueError(f"{who}: target shape {t.shape} differs from output shape {y.shape} "
                              f"(reshape the target, e.g. t.reshape({y.shape}); no broadcasting is done)")

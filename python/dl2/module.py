@@ -6,7 +6,9 @@ A module is a stateful layer with an explicit ``forward`` and ``backward``:
   the parameters and returns the per-sample output shape, so networks infer every size from their input.
 * ``forward(x)`` computes the output of a batch and keeps what ``backward`` needs.
 * ``backward(dy)`` returns ``dx`` for the last ``forward`` and **adds** the parameter gradients into
-  ``param.grad`` (call ``zero_grad()`` between steps). It never modifies ``dy``.
+  ``param.grad`` (call ``zero_grad()`` between steps). It never modifies ``dy``. Every subclass's ``backward`` is
+  checked before it runs: a call before any ``forward`` is a ``RuntimeError``, a ``dy`` of another shape than the
+  last output a ``ValueError``.
 
 Attributes that are :class:`Parameter` or :class:`Module` instances are registered automatically, in order,
 as in ``torch.nn.Module``; arrays that are state but not trained (running statistics) are registered with
@@ -18,10 +20,11 @@ Inference needs no trainer: ``model.predict(x)`` (evaluation mode, in batches), 
 import contextlib
 import functools
 import inspect
-import numbers
 from collections import OrderedDict
 
 import numpy as np
+
+from .checks import integer, real_array
 
 #: Every Module subclass by its config name (see :func:`class_key`), for rebuilding models from a config.
 MODULES = {}
@@ -85,6 +88,41 @@ def _record_init_args(init):
     return wrapper
 
 
+def _record_forward(forward):
+    """Wrap ``forward`` so the module remembers the shape of its last output (for the checks of ``backward``)."""
+
+    @functools.wraps(forward)
+    def wrapper(self, x):
+        y = forward(self, x)
+        object.__setattr__(self, "_last_output_shape", np.shape(y))
+        return y
+
+    wrapper._dl2_wrapped = True
+    return wrapper
+
+
+def _check_backward(backward):
+    """Wrap ``backward``: ``RuntimeError`` before any ``forward``; ``TypeError`` / ``ValueError`` for a ``dy``
+    that is not a real array of the last output's shape (NumPy would otherwise broadcast it silently)."""
+
+    @functools.wraps(backward)
+    def wrapper(self, dy):
+        name = type(self).__name__
+        expected = self.__dict__.get("_last_output_shape")
+        if expected is None:
+            raise RuntimeError(f"{name}.backward called before forward")
+        dy = np.asarray(dy)
+        if dy.dtype.kind != "f":
+            raise TypeError(f"{name}.backward: dy must be a float array, got dtype {dy.dtype}")
+        if dy.shape != expected:
+            raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {expected} (the shape of the last "
+                             f"forward's output)")
+        return backward(self, dy)
+
+    wrapper._dl2_wrapped = True
+    return wrapper
+
+
 class Module:
     """Base class of every layer and container. See the module docstring for the contract."""
 
@@ -93,6 +131,10 @@ class Module:
         MODULES[class_key(cls)] = cls
         if "__init__" in cls.__dict__:
             cls.__init__ = _record_init_args(cls.__init__)
+        for name, wrap in (("forward", _record_forward), ("backward", _check_backward)):
+            method = getattr(cls, name)       # also a method inherited from a mixin such as LayerMixin
+            if not getattr(method, "_dl2_wrapped", False):
+                setattr(cls, name, wrap(method))
 
     def __init__(self):
         object.__setattr__(self, "_params", OrderedDict())
@@ -202,15 +244,14 @@ class Module:
     def predict(self, x, batch_size=256):
         """Outputs ``(N, *output_shape)`` for ``x (N, *input_shape)`` in evaluation mode (no dropout, batch norm on
         its running statistics), ``batch_size`` samples at a time; the previous modes are restored."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"{type(self).__name__}.predict: batch_size must be a positive integer, "
-                             f"got {batch_size!r}")
+        who = f"{type(self).__name__}.predict"
+        batch_size = integer(batch_size, who, "batch_size", 1)
         if not self.built:
-            raise RuntimeError(f"{type(self).__name__}.predict: the model is not built")
-        x = np.asarray(x)
+            raise RuntimeError(f"{who}: the model is not built")
+        x = real_array(x, who, "x")
         if x.ndim == 0 or len(x) == 0:
             if x.ndim == 0:
-                raise ValueError(f"{type(self).__name__}.predict: x must be a batch (N, ...), got a scalar")
+                raise ValueError(f"{who}: x must be a batch (N, ...), got a scalar")
             return np.zeros((0,) + tuple(self.output_shape), dtype=self.dtype)
         with self.eval_mode():
             return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])

@@ -151,9 +151,10 @@ def _read_npz(path, expected_format):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise ValueError("a single .npy array, not an npz archive")
+        npz = np.load(path, allow_pickle=False)
+        if not hasattr(npz, "files"):
+            raise ValueError("a single .npy array, not an npz archive")
+        with npz:
             arrays = {name: npz[name] for name in npz.files}  # reads (and CRC-checks) everything now
     except ValueError as e:
         raise ValueError(f"{path}: not a readable dl2 file ({e})") from None

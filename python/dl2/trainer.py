@@ -18,8 +18,10 @@ import numpy as np
 
 from .callbacks import Callback, EarlyStopping, ProgressBar
 from .containers import aux_heads, auxiliary_loss
+from .checks import integer, number
 from .data import DataLoader
 from .evaluation import METRICS, check_batch_size, check_data, evaluate, resolve_metrics
+from .module import Module
 from .optim import clip_grad_norm
 from .serialization import check_writable, load_checkpoint, save_checkpoint
 
@@ -40,11 +42,20 @@ class Trainer:
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), callbacks=(), seed=None, progress=True,
                  scheduler=None, clip_norm=None):
-        if not getattr(model, "built", False):
+        if not isinstance(model, Module):
+            raise TypeError(f"Trainer: model must be a dl2 Module, got {type(model).__name__}")
+        if not model.built:
             raise ValueError("Trainer: build the model first (Sequential(..., input_shape=...) or "
                              "model.build(shape)), then create the optimizer from model.parameters()")
         if not (hasattr(loss, "forward") and hasattr(loss, "backward")):
             raise TypeError(f"Trainer: loss must have forward(y, t) and backward(), got {loss!r}")
+        if optimizer is not None and not (hasattr(optimizer, "step") and hasattr(optimizer, "params")):
+            raise TypeError(f"Trainer: optimizer must be a dl2.optim optimizer (or None to only evaluate), "
+                            f"got {optimizer!r}")
+        if scheduler is not None and not hasattr(scheduler, "step"):
+            raise TypeError(f"Trainer: scheduler must be a dl2.optim schedule, got {scheduler!r}")
+        if clip_norm is not None:
+            clip_norm = number(clip_norm, "Trainer", "clip_norm", lo=0, lo_open=True)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.metrics = resolve_metrics(metrics)
         self.callbacks = list(callbacks)
@@ -118,9 +129,9 @@ class Trainer:
         After the call ``epochs_trained`` is the number of epochs this call trained (0 when a resumed checkpoint
         already had ``epochs`` epochs, or when a callback stopped training before the first).
         """
-        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-            raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
-        epochs = int(epochs)
+        if self.optimizer is None:
+            raise RuntimeError("Trainer.fit: this trainer has no optimizer (it was created with optimizer=None)")
+        epochs = integer(epochs, "fit", "epochs", 1)
         batch_size = check_batch_size(batch_size, "fit")
         x, t = check_data(self.model, x, t, "fit", self.metrics)
         if validation_data is not None:
