@@ -308,18 +308,16 @@ def _check_matplotlib():
 
 def _plot(history, path, title):
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
-    from .experiments._common import save_figure
+    from .experiments._common import epoch_axis, save_figure
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((ax1, "loss", "loss"), (ax2, "accuracy", "accuracy")):
         ax.plot(epochs, history[key], "o-", label=f"train {label}")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], "s-", label=f"validation {label}")
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best")
     fig.suptitle(title)

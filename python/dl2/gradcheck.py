@@ -76,8 +76,8 @@ def gradcheck(fn_or_layer, inputs, params=None, eps=1e-6, atol=1e-5, rtol=1e-4, 
     pair (``inputs`` an array or a tuple of arrays; only floating inputs are checked, named ``"input"`` or
     ``"input0"``, ``"input1"``, ...). For a module the names are ``"input"`` (skipped only when the module's
     ``needs_input_grad`` is False and ``backward`` returns ``None``; a ``None`` input gradient of a module that
-    needs one is a failure) and the parameter names of ``named_parameters()``; ``params`` (a list of names) restricts the
-    parameters checked.
+    needs one is a failure) and the parameter names of ``named_parameters()``; ``params`` (a list of names)
+    restricts the parameters checked.
 
     Module checks run in training mode (``train=False``: evaluation mode); previous modes, buffers (e.g. batch-norm
     running statistics) and parameter values are restored afterwards, and parameter ``.grad`` is left holding the
