@@ -238,27 +238,7 @@ def test_a_model_file_is_not_a_checkpoint(files):
         dl2.load(files["model"], model=dl2.Sequential(dl2.Linear(5), input_shape=(4,)))
 
 
-# ---- the command line: one line on stderr, a non-zero exit
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--model-args", "{depth: 3}"], "--model-args: not valid JSON"),
-    (["train", "--model-args", "[1, 2]"], "--model-args: expected a JSON object"),
-    (["train", "--augment", "rotate"], "--augment: expected a comma-separated list of flip, crop"),
-    (["train", "--input-shape", "1,x,8"], "--input-shape: expected positive integers"),
-    (["train", "--schedule", "linear"], "--schedule: invalid choice"),
-    (["train", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
-    (["train", "--label-smoothing", "1"], "--label-smoothing: expected a number in [0, 1)"),
-    (["train", "--momentum", "1.5"], "--momentum: expected a number in [0, 1)"),
-    (["train", "--gamma", "0"], "--gamma: expected a number in (0, 1)"),
-    (["train", "--threads", "0"], "--threads: expected a positive integer"),
-])
-def test_bad_cli_values_exit_2(argv, message, capsys):
-    from dl2 import cli
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and message in err and err.count("\n") == 1
-
-
+# ---- the command line: one line on stderr, exit 1 (bad single values: tests/test_cli.py, exit 2)
 @pytest.mark.parametrize("argv, message", [
     (["train", "--warmup", "3", "--epochs", "3"], "--warmup 3 must be smaller than --epochs 3"),
     (["train", "--momentum", "0.5"], "--momentum applies to --optimizer momentum or nesterov, not adam"),
