@@ -58,3 +58,13 @@ def test_same_mistake_same_exception(what, error, kernel_call, layer_call):
             kernel_call(backend)
     with pytest.raises(error):
         layer_call()
+
+
+def test_sizes_beyond_the_blas_32_bit_integers_are_refused_before_any_work():
+    big = 2 ** 31                       # one more than a 32-bit BLAS integer can hold; zero-size arrays, no memory
+    with pytest.raises(ValueError, match=r"linear: batch = 2147483648 exceeds the BLAS's 32-bit integer limit"):
+        fastconv.linear_forward(np.zeros((big, 0), np.float32), np.zeros((0, 3), np.float32))
+    with pytest.raises(ValueError, match="linear: out_features = 2147483648 exceeds"):
+        fastconv.linear_backward(np.zeros((0, big), np.float32), np.zeros((0, 0), np.float32),
+                                 np.zeros((0, big), np.float32))
+

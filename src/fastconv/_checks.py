@@ -9,6 +9,9 @@ import numpy as np
 
 FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: The largest matrix dimension the BLAS behind ``scipy.linalg.cython_blas`` takes: its integers are 32-bit C ints.
+BLAS_INT_MAX = 2 ** 31 - 1
+
 
 def float_array(value, name, ndim=None, ndims=None):
     """``value`` as a C-contiguous float32/float64 array (copied only when not contiguous).
@@ -81,3 +84,12 @@ def shape4(value, name):
     if len(shape) != 4 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in shape):
         raise ValueError(f"{name} must be an (N, C, H, W) tuple of non-negative ints, got {value!r}")
     return tuple(int(s) for s in shape)
+
+
+def blas_sizes(what, **sizes):
+    """Raise ``ValueError`` unless every matrix dimension in ``sizes`` fits the BLAS's 32-bit integers (a larger
+    one would be truncated when passed to it, giving a wrong result or a crash)."""
+    for name, size in sizes.items():
+        if size > BLAS_INT_MAX:
+            raise ValueError(f"{what}: {name} = {size} exceeds the BLAS's 32-bit integer limit {BLAS_INT_MAX}; "
+                             f"split the batch into smaller ones")
