@@ -1,15 +1,17 @@
 """Helpers shared by the fastconv kernel tests (imported by test files; pytest puts tests/ on sys.path)."""
 import numpy as np
 
+import fastconv
+
 DTYPES = [np.float32, np.float64]
 
 
 def pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
+    return fastconv.pair(v, "size", 0)
 
 
 def out_size(size, k, s, p):
-    return (size + 2 * p - k) // s + 1
+    return fastconv.output_hw((size,), (k,), (s,), (p,))[0]
 
 
 def randn(rng, shape, dtype):

@@ -43,18 +43,19 @@ def test_train_few_epochs_table_and_last_line(capsys, tmp_path):
     assert code == 0 and err == ""
     lines = out.strip().splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["epoch"])
-    assert lines[header].split() == ["epoch", "loss", "acc", "val_loss", "val_acc", "sec"]
+    assert lines[header].split() == ["epoch", "loss", "acc", "val_loss", "val_acc", "lr", "sec"]
     rows = [line.split() for line in lines[header + 1:header + 3]]
-    assert [r[0] for r in rows] == ["1", "2"] and all(len(r) == 6 for r in rows)
+    assert [r[0] for r in rows] == ["1", "2"] and all(len(r) == 7 for r in rows)
+    assert all(float(r[5]) == 0.001 for r in rows)    # Adam's own default learning rate
     assert float(rows[1][1]) < float(rows[0][1])     # the loss went down
     assert accuracy_of(out) > 0.5                    # chance is 0.1
 
 
-def test_default_train_reaches_95_percent(capsys):
+def test_default_train_reaches_98_percent(capsys):
     code, out, _ = run(capsys, "train", "--no-progress", "--threads", "1")
     assert code == 0
-    assert "model cnn" in out and "dataset digits" in out
-    assert accuracy_of(out) >= 0.95
+    assert "model cnn (6,138 parameters)" in out and "dataset digits" in out and "optimizer adam lr 0.001" in out
+    assert accuracy_of(out) >= 0.98
 
 
 def test_save_then_eval_round_trip(capsys, tmp_path):
@@ -87,7 +88,8 @@ def test_info_prints_fastconv_config(capsys):
     code, out, _ = run(capsys, "info")
     assert code == 0
     assert "fastconv" in out and "OpenMP" in out and "threads" in out
-    assert "models: cnn, mlp" in out
+    from dl2 import models
+    assert f"models: {', '.join(models.names())}" in out and "cnn" in models.names()
 
 
 def test_python_dash_m_end_to_end(tmp_path):
@@ -125,6 +127,16 @@ def test_missing_dataset_is_a_one_line_error(capsys, no_datasets):
     (["train", "--lr", "-1"], "--lr: expected a number"),
     (["train", "--val-split", "1"], "--val-split: expected a number in [0, 1)"),
     (["train", "--frobnicate"], "unrecognized arguments"),
+    (["train", "--model-args", "{depth: 3}"], "--model-args: not valid JSON"),
+    (["train", "--model-args", "[1, 2]"], "--model-args: expected a JSON object"),
+    (["train", "--augment", "rotate"], "--augment: expected a comma-separated list of flip, crop"),
+    (["train", "--input-shape", "1,x,8"], "--input-shape: expected positive integers"),
+    (["train", "--schedule", "linear"], "--schedule: invalid choice"),
+    (["train", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
+    (["train", "--label-smoothing", "1"], "--label-smoothing: expected a number in [0, 1)"),
+    (["train", "--momentum", "1.5"], "--momentum: expected a number in [0, 1)"),
+    (["train", "--gamma", "0"], "--gamma: expected a number in (0, 1)"),
+    (["train", "--threads", "0"], "--threads: expected a positive integer"),
     (["eval"], "required: --model"),
     ([], "required"),
 ])
@@ -138,7 +150,7 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
 
 def test_runtime_errors_exit_1(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--model", "nope")
-    assert code == 1 and "unknown model 'nope'" in err and "cnn, mlp" in err
+    assert code == 1 and "unknown model 'nope'" in err and "bn_cnn, cnn" in err
     code, _, err = run(capsys, "eval", "--model", str(tmp_path / "missing.npz"))
     assert code == 1 and "no such file" in err
     bad = tmp_path / "bad.npz"
@@ -167,29 +179,85 @@ def test_plot_writes_a_png(capsys, tmp_path):
 
 
 # --------------------------------------------------------------------- model registry
-def test_builtin_models_fit_both_image_sizes():
-    for name in ("cnn", "mlp"):
+def test_cnn_and_mlp_are_zoo_models_for_both_image_sizes():
+    from dl2 import models
+    for name, cls in (("cnn", models.SmallCNN), ("mlp", models.MLP)):
+        assert models.REGISTRY[name] is cls
         for shape in ((1, 8, 8), (1, 28, 28)):
             model = cli.get_model(name, shape, 10, seed=0)
             assert model.input_shape == shape and model.output_shape == (10,)
             assert model(np.zeros((2,) + shape, np.float32)).shape == (2, 10)
 
 
-def test_registered_model_is_usable_from_the_command_line(capsys, monkeypatch):
+def test_a_model_added_to_the_zoo_registry_is_usable_from_the_command_line(capsys, monkeypatch):
+    from dl2 import models
     from dl2.containers import Sequential
     from dl2.layers import Flatten, Linear
 
     def tiny(input_shape, num_classes=10, seed=None):
         return Sequential(Flatten(), Linear(num_classes), input_shape=input_shape, seed=seed)
 
-    monkeypatch.setitem(cli.MODELS, "tiny", tiny)
+    monkeypatch.setitem(models.REGISTRY, "tiny", tiny)
     code, out, _ = run(capsys, "train", "--model", "tiny", "--epochs", "2", "--no-progress")
     assert code == 0 and "model tiny (650 parameters)" in out
 
 
-def test_model_zoo_lookup():
-    zoo = pytest.importorskip("dl2.models")
-    if not getattr(zoo, "REGISTRY", None) and not hasattr(zoo, "LeNet5"):
-        pytest.skip("the model zoo has no lenet5")
-    model = cli.get_model("lenet5", (1, 28, 28), 10, seed=0)
-    assert model.output_shape == (10,) and "lenet5" in cli.model_names()
+def test_model_args_reach_the_constructor(capsys):
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--model-args", '{"hidden_sizes": [20]}', "--epochs", "1",
+                       "--no-progress")
+    assert code == 0 and f"({64 * 20 + 20 + 20 * 10 + 10:,} parameters)" in out
+    code, _, err = run(capsys, "train", "--model", "mlp", "--model-args", '{"depth": 3}', "--epochs", "1")
+    assert code == 1 and err.startswith("dl2: error: --model-args: model 'mlp' has no argument 'depth'; it takes")
+
+
+# --------------------------------------------------------------------- the options of docs/RESULTS.md
+def test_schedule_warmup_augment_smoothing_and_json(capsys, tmp_path):
+    path = tmp_path / "run.json"
+    code, out, _ = run(capsys, "train", "--model", "cnn", "--epochs", "4", "--lr", "0.004", "--schedule", "cosine",
+                       "--warmup", "1", "--augment", "flip,crop", "--label-smoothing", "0.1", "--val-split", "0",
+                       "--batch-size", "64", "--no-progress", "--json", str(path))
+    assert code == 0
+    assert "schedule cosine after 1 warm-up epochs, augment flip+crop, label smoothing 0.1" in out
+    import json
+    run_json = json.loads(path.read_text())
+    # warm-up 0.004 / 2, then cosine over the 3 remaining epochs
+    np.testing.assert_allclose(run_json["history"]["lr"], [0.002, 0.004, 0.003, 0.001], rtol=1e-12)
+    assert run_json["args"]["augment"] == ["flip", "crop"]
+    assert run_json["test"]["accuracy"] == pytest.approx(accuracy_of(out), abs=5e-5)
+    assert run_json["parameters"] == 6_138 and len(run_json["history"]["loss"]) == 4
+
+
+def test_step_schedule_momentum_and_input_shape(capsys):
+    code, out, _ = run(capsys, "train", "--model", "lenet5", "--input-shape", "1,16,16", "--optimizer", "nesterov",
+                       "--momentum", "0.5", "--schedule", "step", "--step-size", "1", "--gamma", "0.5",
+                       "--epochs", "2", "--no-progress")
+    assert code == 0 and "lr 0.01" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
+    assert [float(r[5]) for r in rows] == [0.01, 0.005]
+    code, _, err = run(capsys, "train", "--model", "mlp", "--input-shape", "64", "--epochs", "1", "--no-progress")
+    assert code == 0
+    code, _, err = run(capsys, "train", "--input-shape", "1,4,4", "--epochs", "1")
+    assert code == 1 and "cannot reshape or pad training samples of shape (1, 8, 8)" in err
+
+
+def test_resume_with_no_epochs_left_says_so(capsys, tmp_path):
+    ckpt = str(tmp_path / "ckpt.npz")
+    code, _, _ = run(capsys, "train", "--model", "mlp", "--epochs", "2", "--no-progress", "--checkpoint", ckpt)
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "2", "--no-progress", "--resume", ckpt)
+    assert code == 0 and "nothing to train: the checkpoint" in out and "already holds 2 epochs" in out
+    assert "training time" not in out
+
+
+def test_version(capsys):
+    import dl2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"dl2 {dl2.__version__}"
+
+
+def test_the_api_example_runs():
+    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "train_with_the_api.py")
+    proc = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert accuracy_of(proc.stdout) > 0.8

@@ -1,12 +1,12 @@
-"""Tests of dl2.containers: Sequential, Residual, Concat, SqueezeExcite, AuxHead."""
+"""Tests of dl2.containers: Sequential, Residual, Concat, AuxHead."""
 import numpy as np
 import pytest
 
 import dl2
-from dl2.containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite, aux_heads, auxiliary_loss
+from dl2.containers import AuxHead, Concat, Residual, Sequential, aux_heads, auxiliary_loss
 from dl2.gradcheck import gradcheck
 from dl2.layers import (BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU,
-                        Tanh)
+                        SqueezeExcite, Tanh)
 from dl2.losses import SoftmaxCrossEntropy
 
 F64 = np.float64
@@ -174,25 +174,6 @@ def test_concat_mismatched_branches():
         Sequential(Concat(Conv2D(2, 1), Conv2D(2, 3)), input_shape=(1, 5, 5))
 
 
-# --------------------------------------------------------------------- SqueezeExcite
-def test_squeeze_excite_matches_definition_and_gradcheck():
-    se = SqueezeExcite(reduction=2)
-    model = Sequential(Conv2D(4, 3, padding=1), se, input_shape=(2, 5, 5), dtype=F64, seed=0)
-    assert se.w1.shape == (2, 4) and se.w2.shape == (4, 2)
-    se.b1.data[...] = [0.3, -0.2]   # nonzero biases so the check is not blind to them
-    se.b2.data[...] = [0.1, -0.1, 0.2, 0.0]
-    x = batch((3, 4, 5, 5))
-    s = x.mean(axis=(2, 3))
-    g = 1 / (1 + np.exp(-(np.maximum(s @ se.w1.data.T + se.b1.data, 0) @ se.w2.data.T + se.b2.data)))
-    np.testing.assert_allclose(se.forward(x), x * g[:, :, None, None], rtol=1e-12)
-    gradcheck(model, batch((3, 2, 5, 5)))
-
-
-def test_squeeze_excite_needs_images():
-    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
-        Sequential(SqueezeExcite(), input_shape=(16,))
-
-
 # --------------------------------------------------------------------- AuxHead
 def _aux_model():
     head = Sequential(GlobalAvgPool2D(), Linear(5), Tanh(), Linear(3))
@@ -271,9 +252,9 @@ def test_config_round_trip_rebuilds_same_architecture():
                        Residual([Conv2D(4, 3, padding=1), ReLU()]), SqueezeExcite(2),
                        Concat(Conv2D(2, 1), Conv2D(2, 3, padding=1)), AuxHead([GlobalAvgPool2D(), Linear(10)]),
                        Dropout(0.2), GlobalAvgPool2D(), Linear(10), input_shape=(1, 8, 8), seed=5)
-    cfg = model.to_config()
+    cfg = dl2.to_config(model)
     import json
-    clone = Sequential.from_config(json.loads(json.dumps(cfg)))
+    clone = dl2.from_config(json.loads(json.dumps(cfg)))
     assert clone.built and clone.input_shape == (1, 8, 8) and clone.dtype == np.float32
     assert repr(clone).splitlines()[1:] == repr(model).splitlines()[1:]   # same layers
     assert [(n, p.shape) for n, p in clone.named_parameters()] == [(n, p.shape) for n, p in model.named_parameters()]
@@ -283,3 +264,19 @@ def test_config_round_trip_rebuilds_same_architecture():
     assert np.array_equal(model(x), clone(x))
     # the generic dl2.from_config works on the module part too
     assert isinstance(dl2.from_config(model.get_config()), Sequential)
+
+
+# --------------------------------------------------------------------- slicing
+def test_slice_shares_the_trained_layers_without_reinitialising():
+    model = Sequential(Conv2D(3, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(), Linear(4),
+                       input_shape=(1, 6, 6), seed=0)
+    model[0].weight.data[...] = 0.25                 # "trained" weights
+    features = model[:3]
+    assert features.built and features.input_shape == (1, 6, 6) and features.output_shape == (3, 3, 3)
+    assert features[0] is model[0] and np.all(features[0].weight.data == 0.25)
+    x = np.random.default_rng(0).random((2, 1, 6, 6), dtype=np.float32)
+    np.testing.assert_array_equal(features(x), model[2](model[1](model[0](x))))
+    head = model[3:]
+    assert head.input_shape == (3, 3, 3) and head.output_shape == (4,)
+    np.testing.assert_array_equal(head(features(x)), model(x))
+    assert not Sequential(Linear(2), Linear(3))[:1].built     # a slice of an unbuilt model is unbuilt

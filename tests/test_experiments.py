@@ -154,3 +154,37 @@ def test_missing_dataset_is_an_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path))                # no ~/.cache/dl2/mnist either
     assert main(["vanishing_gradient", "--tiny", "--dataset", "mnist", "--out", str(tmp_path)]) == 1
     assert "mnist IDX files not found" in capsys.readouterr().err
+
+
+def test_list_prints_every_experiment_with_a_description(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == experiments.EXPERIMENTS
+    assert all(len(line.split(None, 1)[1]) > 20 for line in lines)
+
+
+# --------------------------------------------------------------------- plots
+@pytest.mark.parametrize("name, ylabel_everywhere, legend_outside", [
+    ("vanishing_gradient", True, True), ("batch_norm", True, False), ("overfitting", False, False),
+    ("conv_nets", True, True)])
+def test_plots_label_every_panel_tick_whole_epochs_and_keep_legends_off_the_data(tmp_path, name,
+                                                                               ylabel_everywhere, legend_outside):
+    plt = experiments.pyplot()
+    result = experiments.run(name, mode="tiny", dataset="digits", out=str(tmp_path), plot=False,
+                             print_fn=lambda line: None)
+    fig = experiments.load(name).plot(result, plt)
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.axison]
+    for ax in panels:
+        assert ax.get_xlabel(), f"{name}: a panel without an x label"
+        if ylabel_everywhere:
+            assert ax.get_ylabel(), f"{name}: a panel without a y label"
+        if ax.get_xlabel() == "epoch":
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        legend = ax.get_legend()
+        if legend is not None and legend_outside:
+            renderer = fig.canvas.get_renderer()
+            assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    plt.close(fig)

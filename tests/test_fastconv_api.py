@@ -422,7 +422,7 @@ def test_thread_count_does_not_change_results(restore_threads, monkeypatch, dtyp
     results = {}
     for t in (1, 2, 3):
         fastconv.set_num_threads(t)
-        assert fastconv.get_num_threads() == t
+        assert fastconv.get_num_threads() == (t if fastconv.openmp_enabled() else 1)   # a serial build: 1
         results[t] = run_all(*args)
     rtol = 1e-5 if dtype == F32 else 1e-12
     for t in (2, 3):

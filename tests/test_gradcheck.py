@@ -32,6 +32,8 @@ class QuadraticProbe(Module):
             dw = -dw
         elif self.bug == "dw_first_sample":
             dw = dy[0] * x[0] * x[0]                  # batch sum missing: only visible with N > 1
+        elif self.bug == "no_dx":
+            dx = None                                 # forgot to return the input gradient
         elif self.bug == "inplace":
             dy *= 2
             dx = 2 * self.w.data * x * (dy / 2)
@@ -61,6 +63,14 @@ def test_wrong_backward_is_caught(bug, name):
     assert isinstance(info.value, AssertionError)
     errors = dl2.gradcheck(built(QuadraticProbe(bug)), x_batch(), raise_exception=False)
     assert errors[name] > 1e-4
+
+
+def test_missing_input_gradient_is_caught_unless_not_needed():
+    with pytest.raises(dl2.GradcheckError, match="input: backward returned None instead of a gradient"):
+        dl2.gradcheck(built(QuadraticProbe("no_dx")), x_batch())
+    layer = built(QuadraticProbe("no_dx"))
+    layer.needs_input_grad = False                    # a first layer may skip it: then only w is checked
+    assert set(dl2.gradcheck(layer, x_batch())) == {"w"}
 
 
 def test_inplace_dy_modification_is_caught():

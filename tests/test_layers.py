@@ -349,6 +349,33 @@ def test_dropout_validation_and_gradcheck():
     assert np.all(built(dl2.Dropout(0.0), (6,)).forward(np.ones((2, 6))) == 1)
 
 
+# ---------------------------------------------------------------------------------------- SqueezeExcite
+def test_squeeze_excite_matches_definition_and_gradcheck():
+    se = dl2.SqueezeExcite(reduction=2)
+    model = dl2.Sequential(dl2.Conv2D(4, 3, padding=1), se, input_shape=(2, 5, 5), dtype=np.float64, seed=0)
+    assert isinstance(se.fc1, dl2.Linear) and isinstance(se.fc2, dl2.Linear)
+    assert se.fc1.weight.shape == (4, 2) and se.fc2.weight.shape == (2, 4)     # Linear's (in, out) layout
+    assert [name for name, _ in se.named_parameters()] == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    se.fc1.bias.data[...] = [0.3, -0.2]   # nonzero biases so the check is not blind to them
+    se.fc2.bias.data[...] = [0.1, -0.1, 0.2, 0.0]
+    x = randn(3, 4, 5, 5)
+    s = x.mean(axis=(2, 3))
+    hidden = np.maximum(s @ se.fc1.weight.data + se.fc1.bias.data, 0)
+    g = 1 / (1 + np.exp(-(hidden @ se.fc2.weight.data + se.fc2.bias.data)))
+    np.testing.assert_allclose(se.forward(x), x * g[:, :, None, None], rtol=1e-12)
+    dl2.gradcheck(model, randn(3, 2, 5, 5))
+
+
+def test_squeeze_excite_needs_images_and_a_positive_reduction():
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        dl2.Sequential(dl2.SqueezeExcite(), input_shape=(16,))
+    with pytest.raises(ValueError, match="SqueezeExcite: reduction must be >= 1"):
+        dl2.SqueezeExcite(0)
+    for bad in (2.5, True):
+        with pytest.raises(TypeError, match="SqueezeExcite: reduction must be an integer"):
+            dl2.SqueezeExcite(bad)
+
+
 # --------------------------------------------------------------------------------- float32 end to end
 FLOAT32_CASES = [
     (lambda: dl2.Linear(4), (6,)),

@@ -53,6 +53,23 @@ def test_cross_entropy_gradcheck(reduction, soft):
     dl2.gradcheck((lambda z: loss.forward(z, t), lambda r: r * loss.backward()), randn(4, 5))
 
 
+def test_label_smoothing_equals_smoothed_one_hot_targets():
+    z, labels = randn(5, 4), np.array([0, 3, 1, 1, 2])
+    e = 0.2
+    smoothed = (1 - e) * np.eye(4)[labels] + e / 4
+    a, b = dl2.SoftmaxCrossEntropy(label_smoothing=e), dl2.SoftmaxCrossEntropy()
+    assert a.forward(z, labels) == pytest.approx(b.forward(z, smoothed), rel=1e-12)
+    np.testing.assert_allclose(a.backward(), b.backward(), rtol=1e-12, atol=1e-15)
+    c = dl2.SoftmaxCrossEntropy(label_smoothing=e)
+    assert c.forward(z, np.eye(4)[labels]) == pytest.approx(a.forward(z, labels), rel=1e-12)
+    dl2.gradcheck((lambda x: a.forward(x, labels), lambda r: r * a.backward()), z)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+            dl2.SoftmaxCrossEntropy(label_smoothing=bad)
+    with pytest.raises(TypeError, match="label_smoothing must be a real number"):
+        dl2.SoftmaxCrossEntropy(label_smoothing=True)
+
+
 def test_large_logits_are_finite_and_exact():
     loss = dl2.SoftmaxCrossEntropy()
     with np.errstate(over="raise", invalid="raise", divide="raise"):

@@ -6,7 +6,8 @@ import pytest
 
 import dl2
 from dl2 import models
-from dl2.containers import Concat, Residual, SqueezeExcite, aux_heads, auxiliary_loss
+from dl2.containers import Concat, Residual, aux_heads, auxiliary_loss
+from dl2.layers import SqueezeExcite
 from dl2.layers import BatchNorm1D, BatchNorm2D, Dropout, LocalResponseNorm
 
 F64 = np.float64
@@ -41,6 +42,7 @@ TINY = {
     "deep_conv_net": lambda: models.DeepConvNet((1, 8, 8), channels=(3, 3, 4, 4, 5, 5), hidden=6, dtype=F64,
                                                 seed=0),
     "bn_cnn": lambda: models.BNConvNet((1, 8, 8), width=0.125, dtype=F64, seed=0),
+    "cnn": lambda: models.SmallCNN((1, 8, 8), width=0.125, dtype=F64, seed=0),
     "lenet5": lambda: models.LeNet5((1, 16, 16), width=0.25, dtype=F64, seed=0),
     "alexnet": lambda: models.AlexNet((1, 16, 16), width=0.03, dtype=F64, seed=0),
     "vgg_bn": lambda: models.VGG((1, 16, 16), depth=11, width=1 / 64, batchnorm=True, dtype=F64, seed=0),
@@ -147,6 +149,7 @@ TRAIN = {
     "double_conv_net": (8, 3, lambda s: models.DoubleConvNet(s, seed=0)),
     "deep_conv_net": (8, 6, lambda s: models.DeepConvNet(s, seed=0)),
     "bn_cnn": (8, 3, lambda s: models.BNConvNet(s, seed=0)),
+    "cnn": (8, 3, lambda s: models.SmallCNN(s, seed=0)),
     "lenet5": (16, 3, lambda s: models.LeNet5(s, seed=0)),
     "alexnet": (16, 8, lambda s: models.AlexNet(s, width=0.25, seed=0)),
     "vgg": (16, 3, lambda s: models.VGG(s, depth=11, width=0.125, batchnorm=True, seed=0)),
@@ -204,9 +207,29 @@ def test_textbook_parameter_counts():
     assert models.DoubleConvNet().num_parameters() == (10 * 49 + 10) + (20 * 10 * 9 + 20) + (720 * 100 + 100) + 1010
     deep = models.DeepConvNet()
     convs = [(16, 1), (16, 16), (32, 16), (32, 32), (64, 32), (64, 64)]
-    assert deep.num_parameters() == sum(k * c * 9 + k for k, c in convs) + (64 * 3 * 3 * 50 + 50) + (50 * 10 + 10)
-    book = models.DeepConvNet(conv4_padding=2)   # the book's geometry: 64 x 4 x 4 features
-    assert [l for l in book.layers if type(l).__name__ == "Linear"][0].input_shape == (64 * 4 * 4,)
+    assert deep.num_parameters() == sum(k * c * 9 + k for k, c in convs) + (64 * 4 * 4 * 50 + 50) + (50 * 10 + 10)
+    assert deep.num_parameters() == 123_552      # the book's DeepConvNet (its fourth convolution is padded by 2)
+    paddings = [l.padding for l in deep.layers if type(l).__name__ == "Conv2D"]
+    assert paddings == [(1, 1), (1, 1), (1, 1), (2, 2), (1, 1), (1, 1)]
+    assert [l for l in deep.layers if type(l).__name__ == "Linear"][0].input_shape == (64 * 4 * 4,)
+
+
+FULL_SIZE_COUNTS = [   # the published parameter counts, 1000 classes, (3, 224, 224) inputs
+    ("alexnet", {}, 62_378_344),                 # single-tower AlexNet (Krizhevsky et al. without the GPU split)
+    ("vgg", {"depth": 11}, 132_863_336),          # Simonyan & Zisserman, Table 2: 133 M
+    ("vgg", {"depth": 16}, 138_357_544),          # Table 2: 138 M
+    ("resnet", {"depth": 34}, 21_797_672),        # He et al., ResNet-34
+    ("se_resnet", {"depth": 18}, 11_778_592),     # ResNet-18 plus 16 SE units of reduction 16
+    ("googlenet", {"aux_weight": 0}, 6_998_552),  # Szegedy et al., Table 1 sums to about 6.8 M
+]
+
+
+@pytest.mark.parametrize("name, kwargs, count", FULL_SIZE_COUNTS)
+def test_full_size_parameter_counts(monkeypatch, name, kwargs, count):
+    # All-zero weights: np.zeros pages are only reserved, so even VGG-16 builds without touching 1 GB of memory.
+    monkeypatch.setattr(dl2.init, "get", lambda spec: dl2.init.zeros)
+    model = models.get(name, (3, 224, 224), 1000, small=False, **kwargs)
+    assert model.num_parameters() == count
 
 
 def test_googlenet_full_size_follows_table_1():
@@ -266,7 +289,7 @@ def test_small_variants_chosen_from_the_input_size():
 
 # --------------------------------------------------------------------- registry and serialization
 REQUIRED = {"mlp", "simple_conv_net", "double_conv_net", "deep_conv_net", "lenet5", "alexnet", "vgg", "googlenet",
-            "resnet", "se_resnet", "bn_cnn"}
+            "resnet", "se_resnet", "bn_cnn", "cnn"}
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))

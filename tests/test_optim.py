@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl2.module import Module, Parameter
-from dl2.optim import (SGD, AdaGrad, Adam, CosineLR, Momentum, Nesterov, RMSProp, StepLR,
+from dl2.optim import (SGD, AdaGrad, Adam, ConstantLR, CosineLR, Momentum, Nesterov, RMSProp, StepLR,
                        clip_grad_norm)
 
 
@@ -302,6 +302,23 @@ def test_cosine_lr_min():
     assert [sched.step(), sched.step()] == pytest.approx([0.3, 0.1])
 
 
+def test_warmup_then_schedule():
+    opt = SGD([param([1.0])], lr=0.6)
+    sched = CosineLR(opt, t_max=2, warmup=2)
+    lrs = [opt.lr] + [sched.step() for _ in range(4)]
+    np.testing.assert_allclose(lrs, [0.2, 0.4, 0.6, 0.3, 0.0], atol=1e-15)   # 0.6 * 1/3, 2/3, then cosine
+    opt = SGD([param([1.0])], lr=1.0)
+    sched = ConstantLR(opt, warmup=1)
+    assert [opt.lr, sched.step(), sched.step()] == [0.5, 1.0, 1.0]
+    assert StepLR(SGD([param([1.0])], lr=1.0), 1, warmup=0).optimizer.lr == 1.0   # no warm-up: lr untouched
+
+
+def test_optimizer_default_learning_rates():
+    p = [param([1.0])]
+    assert [cls(p).lr for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSProp, Adam)] == [
+        0.01, 0.01, 0.01, 0.01, 0.001, 0.001]
+
+
 def test_schedule_state_dict_round_trip():
     opt = SGD([param([1.0])], lr=1.0)
     sched = StepLR(opt, step_size=1, gamma=0.5)
@@ -322,6 +339,11 @@ def test_schedule_errors():
         CosineLR(opt, t_max=0)
     with pytest.raises(ValueError):
         CosineLR(opt, t_max=5, lr_min=2.0)
+    with pytest.raises(ValueError, match=r"warmup \(epochs\) must be >= 0"):
+        ConstantLR(opt, warmup=-1)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match=r"warmup \(epochs\) must be an integer"):
+            ConstantLR(opt, warmup=bad)
 
 
 # --------------------------------------------------------------------- clipping

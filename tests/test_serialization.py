@@ -7,8 +7,8 @@ import pytest
 
 import dl2
 from dl2 import serialization
-from dl2.containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite
-from dl2.layers import BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU
+from dl2.containers import AuxHead, Concat, Residual, Sequential
+from dl2.layers import BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU, SqueezeExcite
 from dl2.optim import Adam
 
 
@@ -51,7 +51,7 @@ def test_round_trip_bit_identical_predictions(tmp_path):
 def test_round_trip_float64_and_deferred_build(tmp_path):
     model = Sequential(Linear(5), ReLU(), Linear(2), dtype=np.float64, seed=0)
     model.build((3,))
-    cfg = model.to_config()
+    cfg = dl2.to_config(model)
     assert cfg["input_shape"] == [3] and cfg["dtype"] == "float64"
     json.dumps(cfg)
     dl2.save(model, tmp_path / "m")
@@ -241,3 +241,17 @@ def test_checkpoint_optimizer_mismatch(tmp_path):
     from dl2.optim import SGD
     with pytest.raises(ValueError, match="optimizer state does not match"):
         dl2.load_checkpoint(tmp_path / "c.npz", model, SGD(model.parameters(), lr=0.1))
+
+
+def test_a_user_class_with_a_dl2_name_does_not_replace_dl2s(tmp_path):
+    class Linear(dl2.Module):   # noqa: F811  (a user's own layer that happens to share a dl2 name)
+        pass
+
+    assert dl2.MODULES["Linear"] is dl2.Linear
+    assert dl2.MODULES[f"{__name__}.test_a_user_class_with_a_dl2_name_does_not_replace_dl2s.<locals>.Linear"] \
+        is Linear
+    model = Sequential(dl2.Linear(3), input_shape=(2,), seed=0)
+    assert model.get_config()["args"]["layers"][0]["class"] == "Linear"
+    dl2.save(model, tmp_path / "m.npz")
+    assert type(dl2.load(tmp_path / "m.npz")[0]) is dl2.Linear
+    assert Linear().get_config()["class"].endswith(".<locals>.Linear")

@@ -13,7 +13,8 @@ from dl2.layers import (BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, 
                         Sigmoid)
 from dl2.losses import MSELoss, SoftmaxCrossEntropy
 from dl2.optim import SGD, Adam, Momentum, StepLR
-from dl2.trainer import Trainer, predict
+from dl2 import predict
+from dl2.trainer import Trainer
 
 
 pytestmark = pytest.mark.usefixtures("one_fastconv_thread")
@@ -217,6 +218,79 @@ def test_predict_and_evaluate_use_every_sample_in_eval_mode(digits):
     assert result["accuracy"] == pytest.approx(np.mean(full.argmax(1) == t))
     np.testing.assert_allclose(model.predict(x, batch_size=7), full, rtol=1e-5, atol=1e-6)
     assert predict(model, x[:0]).shape == (0, 10)
+
+
+def test_evaluate_and_predict_without_a_trainer(digits, tmp_path):
+    x, t, xt, tt = digits
+    model = cnn()
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=0.01), seed=0, progress=False)
+    trainer.fit(x, t, epochs=2)
+    dl2.save(model, tmp_path / "m.npz")
+    loaded = dl2.load(tmp_path / "m.npz")           # no optimizer anywhere from here on
+    result = dl2.evaluate(loaded, xt, tt, SoftmaxCrossEntropy())
+    assert result == pytest.approx(trainer.evaluate(xt, tt))
+    assert set(result) == {"loss", "accuracy"} and result["accuracy"] > 0.5
+    loaded.eval()
+    np.testing.assert_array_equal(loaded(xt).argmax(axis=1), dl2.predict(loaded, xt).argmax(axis=1))
+    with model.eval_mode():
+        assert not any(m.training for m in model.modules())
+    assert all(m.training for m in model.modules())
+    with pytest.raises(TypeError, match="evaluate: expected a dl2 Module"):
+        dl2.evaluate("model", xt, tt, SoftmaxCrossEntropy())
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        dl2.evaluate(loaded, xt, tt, SoftmaxCrossEntropy(), metrics=["f1"])
+
+
+def test_every_callback_hook_is_called_in_order(digits):
+    x, t, _, _ = digits
+    model = cnn()
+    calls = []
+    hooks = LambdaCallback(on_train_begin=lambda tr: calls.append("train_begin"),
+                           on_epoch_begin=lambda tr, e: calls.append(f"epoch_begin {e}"),
+                           on_batch_end=lambda tr, b, logs: calls.append("batch") if b == 0 else None,
+                           on_epoch_end=lambda tr, e, logs: calls.append(f"epoch_end {e}"),
+                           on_train_end=lambda tr: calls.append("train_end"))
+    Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), callbacks=[hooks],
+            progress=False).fit(x[:64], t[:64], epochs=2)
+    assert calls == ["train_begin", "epoch_begin 0", "batch", "epoch_end 0", "epoch_begin 1", "batch",
+                     "epoch_end 1", "train_end"]
+
+
+def test_checkpoint_path_is_checked_before_training(digits, tmp_path):
+    x, t, _, _ = digits
+    model = cnn()
+    before = weights(model)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), progress=False)
+    with pytest.raises(FileNotFoundError, match="checkpoint .*missing.*does not exist"):
+        trainer.fit(x, t, epochs=1, checkpoint=str(tmp_path / "missing" / "ck.npz"))
+    assert same_weights(weights(model), before)     # nothing was trained
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        trainer.fit(x, t, epochs=1, checkpoint=str(tmp_path))
+
+
+def test_resume_with_no_epochs_left_trains_nothing(digits, tmp_path):
+    x, t, _, _ = digits
+    ck = str(tmp_path / "ck.npz")
+    model = cnn()
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), progress=False)
+    trainer.fit(x, t, epochs=2, checkpoint=ck)
+    assert trainer.epochs_trained == 2
+    before = weights(model)
+    history = trainer.fit(x, t, epochs=2, resume=ck)
+    assert trainer.epochs_trained == 0 and len(history["loss"]) == 2
+    assert same_weights(weights(model), before)
+
+
+def test_penalty_enters_the_reported_loss_once_per_epoch(digits):
+    x, t, _, _ = digits
+    model = cnn()
+    opt = SGD(model.parameters(), lr=0.05, weight_decay=0.5)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, seed=0, progress=False)
+    history = trainer.fit(x, t, epochs=1, validation_data=(x, t))
+    data_loss = dl2.evaluate(model, x, t, SoftmaxCrossEntropy())["loss"]
+    assert history["val_loss"][0] == pytest.approx(data_loss + opt.penalty(), rel=1e-6)
+    w = [p.data.astype(np.float64) for p in opt.params if p.regularize]
+    assert opt.penalty() == pytest.approx(0.25 * sum(float(np.sum(a * a)) for a in w), rel=1e-5)
 
 
 # --------------------------------------------------------------------- early stopping

@@ -3,7 +3,8 @@
 Layers have an explicit ``forward`` and ``backward`` (see :mod:`dl2.module`); networks are built with
 :class:`dl2.Sequential` and trained with :class:`dl2.Trainer`.
 """
-from .module import MODULES, Module, Parameter, from_config
+from .module import MODULES, Module, Parameter, predict
+from .backend import get_backend, use_backend
 
 # --- layers, activations, losses, init, gradcheck (dl2.layers, dl2.losses, dl2.init, dl2.gradcheck) ---
 from . import init
@@ -15,8 +16,9 @@ from .losses import MSELoss, SoftmaxCrossEntropy
 from . import data, optim
 
 # --- containers, serialization, trainer (dl2.containers, dl2.serialization, dl2.trainer) ---
-from .containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite, auxiliary_loss
-from .serialization import load, load_checkpoint, save, save_checkpoint
+from .containers import AuxHead, Concat, Residual, Sequential, auxiliary_loss
+from .evaluation import evaluate
+from .serialization import from_config, load, load_checkpoint, save, save_checkpoint, to_config
 from .trainer import EarlyStopping, Trainer
 from . import models
 

@@ -2,139 +2,123 @@
 
 ::
 
-    dl2 train [--model cnn] [--dataset digits] [--epochs 15] [--batch-size 32] [--optimizer adam] [--lr 0.01]
-              [--weight-decay 0] [--seed 0] [--save PATH] [--plot PATH] [--data-dir DIR] ...
+    dl2 train [--model cnn] [--model-args JSON] [--dataset digits] [--epochs 30] [--batch-size 32]
+              [--optimizer adam] [--lr LR] [--momentum M] [--weight-decay L2] [--schedule constant|step|cosine]
+              [--warmup EPOCHS] [--augment flip,crop] [--label-smoothing E] [--input-shape C,H,W] ...
     dl2 eval --model PATH [--dataset digits] [--data-dir DIR]
     dl2 info
+    dl2 --version
 
 ``train`` holds out ``--val-split`` of the training set for validation, prints a per-epoch table and ends with
-the line ``test accuracy: 0.XXXX``. Models are looked up in :data:`MODELS` (``cnn``, ``mlp``), then in the model
-zoo ``dl2.models`` when it exists (e.g. ``lenet5`` for ``LeNet5``). Errors print one line and exit non-zero
-(set ``DL2_DEBUG=1`` for the traceback).
+the line ``test accuracy: 0.XXXX``. Models are looked up in the model zoo's registry, ``dl2.models.REGISTRY``
+(``cnn``, ``mlp``, ``lenet5``, ``resnet``...); ``--model-args`` passes constructor arguments. Errors print one line
+and exit non-zero (set ``DL2_DEBUG=1`` for the traceback).
 """
 import argparse
-import importlib
 import inspect
+import json
 import os
 import sys
+import time
 
 import numpy as np
 
-__all__ = ["main", "MODELS", "register_model", "get_model", "OPTIMIZERS", "DEFAULT_LR"]
+__all__ = ["main", "get_model", "make_optimizer", "make_schedule", "make_augmentation", "OPTIMIZERS"]
 
 
-# --------------------------------------------------------------------- models
-def cnn(input_shape, num_classes=10, seed=None):
-    """Conv(16, 3x3, pad 1) -> BN -> ReLU -> MaxPool 2 -> Conv(32, 3x3, pad 1) -> BN -> ReLU -> MaxPool 2
-    -> Flatten -> Linear(num_classes). For ``(C, H, W)`` images with ``H, W >= 4`` (8x8 digits, 28x28 MNIST)."""
-    from .containers import Sequential
-    from .layers import BatchNorm2D, Conv2D, Flatten, Linear, MaxPool2D, ReLU
-    return Sequential(Conv2D(16, 3, padding=1), BatchNorm2D(), ReLU(), MaxPool2D(2),
-                      Conv2D(32, 3, padding=1), BatchNorm2D(), ReLU(), MaxPool2D(2),
-                      Flatten(), Linear(num_classes), input_shape=input_shape, seed=seed)
-
-
-def mlp(input_shape, num_classes=10, seed=None):
-    """Flatten -> Linear(128) -> ReLU -> Linear(64) -> ReLU -> Linear(num_classes)."""
-    from .containers import Sequential
-    from .layers import Flatten, Linear, ReLU
-    return Sequential(Flatten(), Linear(128), ReLU(), Linear(64), ReLU(), Linear(num_classes),
-                      input_shape=input_shape, seed=seed)
-
-
-#: Built-in models by name: ``factory(input_shape, num_classes, seed) -> built model``.
-MODELS = {"cnn": cnn, "mlp": mlp}
-
-
-def register_model(name, factory):
-    """Make ``factory(input_shape, num_classes, seed)`` available as ``dl2 train --model name``."""
-    MODELS[name.lower()] = factory
-    return factory
-
-
-def _normal(name):
-    return name.lower().replace("_", "").replace("-", "")
-
-
-def _zoo():
-    try:
-        return importlib.import_module("dl2.models")
-    except ModuleNotFoundError as e:
-        if e.name in ("dl2.models",):
-            return None
-        raise
-
-
-def _zoo_factories(zoo):
-    """``{normalised name: (name, constructor)}`` of the model zoo: its registry dict (``REGISTRY`` or
-    ``MODELS``) when it has one, else its public functions and classes."""
-    out = {}
-    for attr in ("REGISTRY", "MODELS"):
-        table = getattr(zoo, attr, None)
-        if isinstance(table, dict):
-            for k, v in table.items():
-                if callable(v):
-                    out[_normal(k)] = (k, v)
-                    out.setdefault(_normal(getattr(v, "__name__", k)), (k, v))
-            return out
-    for n in getattr(zoo, "__all__", None) or dir(zoo):
-        v = getattr(zoo, n, None)
-        if not n.startswith("_") and n not in ("get", "names") and callable(v) and not inspect.ismodule(v):
-            out[_normal(n)] = (n, v)
-    return out
-
-
-def model_names():
-    names = list(MODELS)
-    zoo = _zoo()
-    if zoo is not None:
-        names += sorted({n for n, _ in _zoo_factories(zoo).values() if _normal(n) not in MODELS})
-    return names
-
-
-def get_model(name, input_shape, num_classes=10, seed=None):
-    """A built model by name (built-in :data:`MODELS` first, then ``dl2.models``)."""
-    key = _normal(name)
-    builtin = {_normal(k): v for k, v in MODELS.items()}
-    if key in builtin:
-        factory = builtin[key]
-    else:
-        zoo = _zoo()
-        found = _zoo_factories(zoo).get(key) if zoo is not None else None
-        if found is None:
-            raise ValueError(f"unknown model {name!r}; choose one of {', '.join(model_names())}")
-        factory = found[1]
-    params = inspect.signature(factory).parameters
-    kwargs = {"input_shape": tuple(input_shape), "num_classes": num_classes, "seed": seed}
-    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    model = factory(**kwargs)
-    if not model.built:
-        model.build(tuple(input_shape), rng=np.random.default_rng(seed))
-    if tuple(model.input_shape) != tuple(input_shape):
-        raise ValueError(f"model {name!r} was built for inputs {tuple(model.input_shape)}, the data has "
-                         f"{tuple(input_shape)}")
-    return model
-
-
-# --------------------------------------------------------------------- optimizers
-OPTIMIZERS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
-              "rmsprop": "RMSProp", "adam": "Adam"}
-#: Learning rate used when ``--lr`` is not given.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.05, "rmsprop": 0.001, "adam": 0.01}
-
-
-def make_optimizer(name, params, lr=None, weight_decay=0.0):
-    from . import optim
-    cls = getattr(optim, OPTIMIZERS[name])
-    return cls(params, lr=DEFAULT_LR[name] if lr is None else lr, weight_decay=weight_decay)
-
-
-# --------------------------------------------------------------------- argument parsing
 class CLIError(Exception):
     """An error reported as one line, exit status 1."""
 
 
+# --------------------------------------------------------------------- models
+def model_names():
+    from . import models
+    return models.names()
+
+
+def get_model(name, input_shape, num_classes=10, seed=None, model_args=None):
+    """A built model of the zoo (``dl2.models.get``) for ``input_shape``; ``model_args``: constructor arguments."""
+    from . import models
+    model = models.get(name, tuple(input_shape), num_classes, seed=seed, **(model_args or {}))
+    if tuple(model.input_shape) != tuple(input_shape):
+        raise CLIError(f"model {name!r} was built for inputs {tuple(model.input_shape)}, the data has "
+                       f"{tuple(input_shape)}")
+    return model
+
+
+# --------------------------------------------------------------------- optimizers, schedules, augmentation
+OPTIMIZERS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
+              "rmsprop": "RMSProp", "adam": "Adam"}
+
+
+def _optimizer_class(name):
+    from . import optim
+    return getattr(optim, OPTIMIZERS[name])
+
+
+def _default_lr(name):
+    return inspect.signature(_optimizer_class(name).__init__).parameters["lr"].default
+
+
+def make_optimizer(name, params, lr=None, weight_decay=0.0, momentum=None):
+    """The optimizer ``name`` (a key of :data:`OPTIMIZERS`); ``lr=None`` is the optimizer's own default."""
+    kwargs = {"weight_decay": weight_decay}
+    if lr is not None:
+        kwargs["lr"] = lr
+    if momentum is not None:
+        if name not in ("momentum", "nesterov"):
+            raise CLIError(f"--momentum applies to --optimizer momentum or nesterov, not {name}")
+        kwargs["momentum"] = momentum
+    return _optimizer_class(name)(params, **kwargs)
+
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def make_schedule(name, optimizer, epochs, warmup=0, step_size=None, gamma=0.1):
+    """A learning-rate schedule over ``epochs`` epochs, after ``warmup`` epochs of linear warm-up (None for a
+    constant rate without warm-up). ``step``: times ``gamma`` every ``step_size`` epochs (default a third of the
+    epochs after warm-up); ``cosine``: from the lr down to 0 at the last epoch."""
+    from . import optim
+    if warmup >= epochs:
+        raise CLIError(f"--warmup {warmup} must be smaller than --epochs {epochs}")
+    rest = epochs - warmup
+    if name == "constant":
+        return optim.ConstantLR(optimizer, warmup=warmup) if warmup else None
+    if name == "step":
+        return optim.StepLR(optimizer, step_size or max(1, rest // 3), gamma, warmup=warmup)
+    return optim.CosineLR(optimizer, t_max=rest, warmup=warmup)
+
+
+AUGMENTATIONS = ("flip", "crop")
+
+
+def make_augmentation(names, crop_padding=2, seed=0):
+    """A batch transform from ``names`` (``flip``: random horizontal flips; ``crop``: zero-pad by ``crop_padding``
+    and crop back at a random offset), or None. Their generators are seeded ``seed`` and ``seed + 1``."""
+    from .data import augment
+    steps = []
+    if "flip" in names:
+        steps.append(augment.RandomHorizontalFlip(seed=seed))
+    if "crop" in names:
+        steps.append(augment.RandomCrop(padding=crop_padding, seed=seed + 1))
+    return augment.Compose(steps) if steps else None
+
+
+def fit_input_shape(x, shape, what):
+    """``x (N, ...)`` with per-sample ``shape``: reshaped when the sizes agree, else images zero-padded (centred) to
+    a larger height and width."""
+    if int(np.prod(shape)) == int(np.prod(x.shape[1:])):
+        return x.reshape((len(x),) + tuple(shape))
+    if len(shape) == 3 and x.ndim == 4 and shape[0] == x.shape[1] and shape[1] >= x.shape[2] and \
+            shape[2] >= x.shape[3]:
+        dh, dw = shape[1] - x.shape[2], shape[2] - x.shape[3]
+        return np.pad(x, ((0, 0), (0, 0), (dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))
+    raise CLIError(f"--input-shape {','.join(map(str, shape))}: cannot reshape or pad {what} samples of shape "
+                   f"{tuple(x.shape[1:])} to it")
+
+
+# --------------------------------------------------------------------- argument parsing
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -147,6 +131,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -164,58 +158,119 @@ def _float_in(lo, hi, lo_open=False, hi_open=False):
     return parse
 
 
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"depth\": 20}}', got {text!r}")
+    return value
+
+
+def _augment_list(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return []
+    bad = [n for n in names if n not in AUGMENTATIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(AUGMENTATIONS)} "
+                                         f"(or none), got {text!r}")
+    return names
+
+
+def _shape(text):
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (C,H,W), got {text!r}")
+    return shape
+
+
 DATASETS = ("digits", "mnist", "fashion-mnist")
 
 
+def _data_arguments(parser):
+    parser.add_argument("--dataset", default="digits", choices=DATASETS, help="default: digits (embedded, 8x8)")
+    parser.add_argument("--data-dir", metavar="DIR", help="directory of the MNIST / Fashion-MNIST IDX files")
+    parser.add_argument("--download", action="store_true",
+                        help="download missing MNIST / Fashion-MNIST files (needs a network connection)")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="fastconv threads (default: all cores)")
+
+
 def _parser():
+    from . import __version__
     parser = _Parser(prog="dl2", description="Train and evaluate dl2 models.")
+    parser.add_argument("--version", action="version", version=f"dl2 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{train,eval,info}")
     sub.required = True
 
     tr = sub.add_parser("train", help="train a model and report its test accuracy")
-    tr.add_argument("--model", default="cnn", help="model name (default: cnn; also: mlp and the dl2.models zoo)")
-    tr.add_argument("--dataset", default="digits", choices=DATASETS, help="default: digits (embedded, 8x8)")
-    tr.add_argument("--epochs", type=_positive_int, default=15, help="default: 15")
+    tr.add_argument("--model", default="cnn", help="a name of dl2.models.REGISTRY (default: cnn; see dl2 info)")
+    tr.add_argument("--model-args", type=_json_object, default={}, metavar="JSON",
+                    help="constructor arguments as a JSON object, e.g. '{\"depth\": 11, \"batchnorm\": true}'")
+    tr.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                    help="reshape (same size) or zero-pad (larger images) the samples to this shape")
+    _data_arguments(tr)
+    tr.add_argument("--epochs", type=_positive_int, default=30, help="default: 30")
     tr.add_argument("--batch-size", type=_positive_int, default=32, help="default: 32")
     tr.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS), help="default: adam")
     tr.add_argument("--lr", type=_float_in(0, float("inf"), lo_open=True, hi_open=True), default=None,
-                    help="learning rate (default per optimizer: "
-                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
+                    help="learning rate (default: the optimizer's own, "
+                         + ", ".join(f"{k} {_default_lr(k):g}" for k in OPTIMIZERS) + ")")
+    tr.add_argument("--momentum", type=_float_in(0, 1, hi_open=True), default=None,
+                    help="momentum coefficient of --optimizer momentum / nesterov (default: 0.9)")
     tr.add_argument("--weight-decay", type=_float_in(0, float("inf"), hi_open=True), default=0.0,
                     help="L2 coefficient (default: 0)")
-    tr.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling and the split (default: 0)")
+    tr.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                    help="learning-rate schedule: constant (default), step (x gamma every --step-size epochs) or "
+                         "cosine (down to 0 at the last epoch)")
+    tr.add_argument("--step-size", type=_positive_int, default=None,
+                    help="epochs between steps of --schedule step (default: a third of the epochs)")
+    tr.add_argument("--gamma", type=_float_in(0, 1, lo_open=True, hi_open=True), default=0.1,
+                    help="factor of each step of --schedule step (default: 0.1)")
+    tr.add_argument("--warmup", type=_nonneg_int, default=0, metavar="EPOCHS",
+                    help="epochs of linear learning-rate warm-up before the schedule (default: 0)")
+    tr.add_argument("--augment", type=_augment_list, default=[], metavar="LIST",
+                    help="training-batch augmentation: flip (random horizontal flips), crop (random crops after "
+                         "zero padding by --crop-padding), or flip,crop (default: none)")
+    tr.add_argument("--crop-padding", type=_positive_int, default=2, help="pixels of padding for crop (default: 2)")
+    tr.add_argument("--label-smoothing", type=_float_in(0, 1, hi_open=True), default=0.0,
+                    help="label smoothing of the cross-entropy loss (default: 0)")
+    tr.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling, augmentation and the "
+                                                        "validation split (default: 0)")
     tr.add_argument("--val-split", type=_float_in(0, 1, hi_open=True), default=0.1,
                     help="fraction of the training set held out for validation (default: 0.1)")
     tr.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
     tr.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves as a PNG (needs matplotlib)")
-    tr.add_argument("--data-dir", metavar="DIR", help="directory of the MNIST / Fashion-MNIST IDX files")
+    tr.add_argument("--json", metavar="PATH", help="write the run (arguments, history, test result) as JSON")
     tr.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint after every epoch")
-    tr.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
-    tr.add_argument("--threads", type=_positive_int, default=None, help="fastconv threads (default: all cores)")
+    tr.add_argument("--resume", metavar="PATH", help="continue from a checkpoint up to --epochs epochs in total")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ev = sub.add_parser("eval", help="print the test accuracy of a saved model")
     ev.add_argument("--model", required=True, metavar="PATH", help="a model saved by 'dl2 train --save'")
-    ev.add_argument("--dataset", default="digits", choices=DATASETS, help="default: digits")
-    ev.add_argument("--data-dir", metavar="DIR", help="directory of the MNIST / Fashion-MNIST IDX files")
+    _data_arguments(ev)
     ev.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")
-    ev.add_argument("--threads", type=_positive_int, default=None, help="fastconv threads")
 
-    sub.add_parser("info", help="print the fastconv build configuration")
+    sub.add_parser("info", help="print the version, the fastconv build configuration and the model names")
     return parser
 
 
 # --------------------------------------------------------------------- commands
-def _load_data(name, data_dir):
+def _load_data(args):
     """``(x, t), (x_test, t_test)``; the digits' train/test split is always the same (its seed 0)."""
     from .data import load_dataset
-    if name == "digits":
-        if data_dir is not None:
-            raise CLIError("--data-dir does not apply to the embedded digits dataset")
+    if args.dataset == "digits":
+        for option in ("data_dir", "download"):
+            if getattr(args, option):
+                raise CLIError(f"--{option.replace('_', '-')} does not apply to the embedded digits dataset")
         return load_dataset("digits")
-    if data_dir is not None and not os.path.isdir(data_dir):
-        raise CLIError(f"--data-dir {data_dir}: no such directory")
-    return load_dataset(name, path=data_dir)
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        raise CLIError(f"--data-dir {args.data_dir}: no such directory")
+    return load_dataset(args.dataset, path=args.data_dir, download=args.download)
 
 
 def _set_threads(n):
@@ -230,14 +285,14 @@ def _epoch_table(out):
     class EpochTable(Callback):
         def on_train_begin(self, trainer):
             val = trainer.has_validation
-            cols = ["epoch", "loss", "acc"] + (["val_loss", "val_acc"] if val else []) + ["sec"]
+            cols = ["epoch", "loss", "acc"] + (["val_loss", "val_acc"] if val else []) + ["lr", "sec"]
             print("  ".join(f"{c:>8}" for c in cols), file=out, flush=True)
 
         def on_epoch_end(self, trainer, epoch, logs):
             cells = [f"{epoch + 1:>8d}", f"{logs['loss']:>8.4f}", f"{logs['accuracy']:>8.4f}"]
             if "val_loss" in logs:
                 cells += [f"{logs['val_loss']:>8.4f}", f"{logs['val_accuracy']:>8.4f}"]
-            cells.append(f"{logs['time']:>8.1f}")
+            cells += [f"{logs['lr']:>8.2g}", f"{logs['time']:>8.1f}"]
             print("  ".join(cells), file=out, flush=True)
 
     return EpochTable()
@@ -253,39 +308,51 @@ def _check_matplotlib():
 
 def _plot(history, path, title):
     import matplotlib.pyplot as plt
+
+    from .experiments._common import epoch_axis, save_figure
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((ax1, "loss", "loss"), (ax2, "accuracy", "accuracy")):
         ax.plot(epochs, history[key], "o-", label=f"train {label}")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], "s-", label=f"validation {label}")
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(loc="best")
     fig.suptitle(title)
-    fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
+
+
+def _check_paths(args):
+    """Every output path's directory exists and every input file exists, before any training."""
+    from .serialization import check_writable
+    for option in ("save", "plot", "checkpoint", "json"):
+        path = getattr(args, option)
+        if path:
+            try:
+                check_writable(path, f"--{option}")
+            except OSError as e:
+                raise CLIError(str(e)) from None
+    if args.resume and not os.path.isfile(args.resume):
+        raise CLIError(f"--resume {args.resume}: no such file")
 
 
 def cmd_train(args, out):
+    from .evaluation import evaluate
     from .losses import SoftmaxCrossEntropy
     from .serialization import save
     from .trainer import Trainer
 
     if args.plot:
         _check_matplotlib()
-    for opt in ("save", "plot", "checkpoint"):
-        path = getattr(args, opt)
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise CLIError(f"--{opt} {path}: directory {os.path.dirname(os.path.abspath(path))} does not exist")
-    if args.resume and not os.path.exists(args.resume):
-        raise CLIError(f"--resume {args.resume}: no such file")
+    _check_paths(args)
+    if args.step_size is not None and args.schedule != "step":
+        raise CLIError("--step-size applies to --schedule step only")
     _set_threads(args.threads)
-    (x, t), (xt, tt) = _load_data(args.dataset, args.data_dir)
+    (x, t), (xt, tt) = _load_data(args)
+    if args.input_shape:
+        x, xt = fit_input_shape(x, args.input_shape, "training"), fit_input_shape(xt, args.input_shape, "test")
     num_classes = int(max(t.max(), tt.max())) + 1
     order = np.random.default_rng(args.seed).permutation(len(x))
     n_val = int(round(args.val_split * len(x)))
@@ -294,43 +361,66 @@ def cmd_train(args, out):
     train_idx, val_idx = order[n_val:], order[:n_val]
     validation = (x[val_idx], t[val_idx]) if n_val else None
 
-    model = get_model(args.model, x.shape[1:], num_classes, args.seed)
-    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
+    try:
+        model = get_model(args.model, x.shape[1:], num_classes, args.seed, args.model_args)
+    except TypeError as e:
+        raise CLIError(f"--model-args: {e}") from None
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
+    schedule = make_schedule(args.schedule, optimizer, args.epochs, args.warmup, args.step_size, args.gamma)
+    transform = make_augmentation(args.augment, args.crop_padding, args.seed)
+    loss = SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
+    extras = [f"schedule {args.schedule}" + (f" after {args.warmup} warm-up epochs" if args.warmup else "")]
+    if args.augment:
+        extras.append("augment " + "+".join(args.augment))
+    if args.label_smoothing:
+        extras.append(f"label smoothing {args.label_smoothing:g}")
     print(f"model {args.model} ({model.num_parameters():,} parameters), dataset {args.dataset} "
           f"({len(train_idx)} train, {n_val} validation, {len(xt)} test), optimizer {args.optimizer} "
-          f"lr {optimizer.lr:g}", file=out, flush=True)
-    trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, seed=args.seed,
+          f"lr {schedule.base_lr if schedule else optimizer.lr:g}, " + ", ".join(extras), file=out, flush=True)
+    trainer = Trainer(model, loss, optimizer, seed=args.seed, scheduler=schedule,
                       progress=False if args.no_progress else "bar", callbacks=[_epoch_table(out)])
+    start = time.perf_counter()
     history = trainer.fit(x[train_idx], t[train_idx], epochs=args.epochs, batch_size=args.batch_size,
-                          validation_data=validation, checkpoint=args.checkpoint, resume=args.resume)
-    print(f"training time: {sum(history['time']):.1f} s", file=out)
+                          validation_data=validation, checkpoint=args.checkpoint, resume=args.resume,
+                          transform=transform)
+    wall = time.perf_counter() - start
+    if args.resume and trainer.epochs_trained == 0:
+        done = len(history.get("loss", []))
+        print(f"nothing to train: the checkpoint {args.resume} already holds {done} epochs and --epochs is "
+              f"{args.epochs}; evaluating it as it is", file=out)
+    else:
+        print(f"training time: {wall:.1f} s for {trainer.epochs_trained} epochs", file=out)
     if args.save:
         save(model, args.save)
         print(f"saved model to {args.save}", file=out)
     if args.plot:
         _plot(history, args.plot, f"{args.model} on {args.dataset}")
         print(f"wrote plot to {args.plot}", file=out)
-    result = trainer.evaluate(xt, tt, batch_size=256)
+    result = evaluate(model, xt, tt, SoftmaxCrossEntropy(), batch_size=256)
+    if args.json:
+        from .experiments._common import write_json
+        write_json(args.json, {"args": vars(args), "parameters": model.num_parameters(), "history": history,
+                               "train_wall_s": wall, "test": result})
+        print(f"wrote {args.json}", file=out)
     print(f"test loss: {result['loss']:.4f}", file=out)
     print(f"test accuracy: {result['accuracy']:.4f}", file=out, flush=True)
     return 0
 
 
 def cmd_eval(args, out):
+    from .evaluation import evaluate
     from .losses import SoftmaxCrossEntropy
     from .serialization import load
-    from .trainer import Trainer
 
-    if not os.path.exists(args.model):
+    if not os.path.isfile(args.model):
         raise CLIError(f"--model {args.model}: no such file")
     _set_threads(args.threads)
     model = load(args.model)
-    _, (xt, tt) = _load_data(args.dataset, args.data_dir)
+    _, (xt, tt) = _load_data(args)
     if tuple(xt.shape[1:]) != tuple(model.input_shape):
         raise CLIError(f"the model expects inputs of shape {tuple(model.input_shape)} but {args.dataset} images "
                        f"are {tuple(xt.shape[1:])}")
-    trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer=None, progress=False)
-    result = trainer.evaluate(xt, tt, batch_size=args.batch_size)
+    result = evaluate(model, xt, tt, SoftmaxCrossEntropy(), batch_size=args.batch_size)
     print(f"model {args.model}: {model.num_parameters():,} parameters, {len(xt)} {args.dataset} test images",
           file=out)
     print(f"test loss: {result['loss']:.4f}", file=out)

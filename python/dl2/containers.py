@@ -3,7 +3,6 @@
 * :class:`Sequential` -- layers applied in order; builds from a per-sample ``input_shape``.
 * :class:`Residual` -- ``y = body(x) + shortcut(x)`` (ResNet); identity shortcut by default.
 * :class:`Concat` -- parallel branches on the same input, concatenated on the channel axis (Inception).
-* :class:`SqueezeExcite` -- channel attention ``y = x * sigmoid(W2 relu(W1 mean_hw(x)))`` (SENet).
 * :class:`AuxHead` -- an auxiliary classifier (GoogLeNet): identity on the trunk, plus ``head(x)`` in training.
 
 Shapes are per sample in ``build`` and batched (``N`` first) in ``forward``/``backward``; images are
@@ -16,9 +15,10 @@ and its ``backward`` returns None. That layer (e.g. a Conv2D) may then skip comp
 """
 import numpy as np
 
-from .module import Module, Parameter
+from .checks import integer, number, real_array
+from .module import Module
 
-__all__ = ["Sequential", "Residual", "Concat", "SqueezeExcite", "AuxHead", "aux_heads", "auxiliary_loss"]
+__all__ = ["Sequential", "Residual", "Concat", "AuxHead", "aux_heads", "auxiliary_loss"]
 
 
 def _as_module(value, who):
@@ -105,9 +105,16 @@ class Sequential(_Container):
         return len(self.layers)
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(*self.layers[index])
-        return self.layers[index]
+        """A layer, or for a slice a new Sequential sharing those layers (their weights are not re-initialised:
+        ``model[:3]`` of a trained model is the trained feature extractor, already built)."""
+        if not isinstance(index, slice):
+            return self.layers[index]
+        layers = self.layers[index]
+        part = Sequential(*layers, dtype=self._dtype_arg, seed=self.seed)
+        if self.built and layers:
+            part.dtype, part.input_shape = self.dtype, tuple(layers[0].input_shape)
+            part.output_shape, part.built = tuple(layers[-1].output_shape), True
+        return part
 
     def __iter__(self):
         return iter(self.layers)
@@ -159,7 +166,7 @@ class Sequential(_Container):
 
     # ----------------------------------------------------------------- computation
     def _check_input(self, x):
-        x = np.asarray(x)
+        x = real_array(x, "Sequential")
         if not self.built:
             raise RuntimeError("Sequential: call build(input_shape) (or pass input_shape=...) before forward")
         if x.shape[1:] != self.input_shape:
@@ -194,27 +201,11 @@ class Sequential(_Container):
                 break
         return dy if self.needs_input_grad else None
 
-    def predict(self, x, batch_size=256):
-        """Eval-mode forward in batches (the previous mode is restored); returns ``(N, *output_shape)``."""
-        from .trainer import predict
-        return predict(self, x, batch_size)
-
     def auxiliary_loss(self, loss_fn, t):
         """Sum of the weighted auxiliary-head losses of the last forward; see :func:`auxiliary_loss`."""
         return auxiliary_loss(self, loss_fn, t)
 
-    # ----------------------------------------------------------------- config / display
-    def to_config(self):
-        """JSON-able dict: the architecture with the built ``input_shape`` and ``dtype``."""
-        from .serialization import to_config
-        return to_config(self)
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild (and build, when the config has an input shape) from :meth:`to_config` output."""
-        from .serialization import from_config
-        return from_config(config)
-
+    # ----------------------------------------------------------------- display
     def summary(self, print_fn=print):
         """A table of layers, output shapes and parameter counts (printed with ``print_fn``; returned)."""
         rows = []
@@ -303,7 +294,7 @@ class Concat(_Container):
         for i, branch in enumerate(branches):
             setattr(self, f"branch{i}", _as_module(branch, f"Concat branch {i}"))
         object.__setattr__(self, "branches", [getattr(self, f"branch{i}") for i in range(len(branches))])
-        self.axis = int(axis)
+        self.axis = integer(axis, "Concat", "axis")
 
     def _build(self, input_shape, dtype, rng):
         shapes = []
@@ -340,65 +331,6 @@ class Concat(_Container):
         return dx
 
 
-# ===================================================================== Squeeze-and-excitation
-def _sigmoid(u):
-    out = np.empty_like(u)
-    pos = u >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-u[pos]))
-    e = np.exp(u[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
-
-
-class SqueezeExcite(Module):
-    """Squeeze-and-excitation on ``(N, C, H, W)``: ``y = x * g[:, :, None, None]`` with
-
-    ``s = mean_hw(x)`` ``(N, C)``, ``g = sigmoid(relu(s W1^T + b1) W2^T + b2)``, ``W1`` ``(C // r, C)``,
-    ``W2`` ``(C, C // r)`` (at least one hidden unit). Output shape = input shape.
-    """
-
-    def __init__(self, reduction=16):
-        super().__init__()
-        if int(reduction) != reduction or reduction < 1:
-            raise ValueError(f"SqueezeExcite: reduction must be a positive integer, got {reduction!r}")
-        self.reduction = int(reduction)
-        self.needs_input_grad = True
-
-    def _build(self, input_shape, dtype, rng):
-        if len(input_shape) != 3:
-            raise ValueError(f"SqueezeExcite: expected a per-sample shape (C, H, W), got {input_shape}")
-        c = input_shape[0]
-        h = max(1, c // self.reduction)
-        self.w1 = Parameter((rng.standard_normal((h, c)) * np.sqrt(2.0 / c)).astype(dtype))
-        self.b1 = Parameter(np.zeros(h, dtype), regularize=False)
-        self.w2 = Parameter((rng.standard_normal((c, h)) * np.sqrt(1.0 / h)).astype(dtype))
-        self.b2 = Parameter(np.zeros(c, dtype), regularize=False)
-        return input_shape
-
-    def forward(self, x):
-        s = x.mean(axis=(2, 3))
-        z = s @ self.w1.data.T + self.b1.data
-        a = np.maximum(z, 0)
-        g = _sigmoid(a @ self.w2.data.T + self.b2.data)
-        self._cache = (x, s, z, a, g)
-        return x * g[:, :, None, None]
-
-    def backward(self, dy):
-        x, s, z, a, g = self._cache
-        dg = np.einsum("nchw,nchw->nc", dy, x)
-        du = dg * g * (1 - g)
-        self.w2.grad += du.T @ a
-        self.b2.grad += du.sum(axis=0)
-        dz = (du @ self.w2.data) * (z > 0)
-        self.w1.grad += dz.T @ s
-        self.b1.grad += dz.sum(axis=0)
-        if not self.needs_input_grad:
-            return None
-        ds = dz @ self.w1.data
-        hw = x.shape[2] * x.shape[3]
-        return dy * g[:, :, None, None] + (ds / hw)[:, :, None, None]
-
-
 # ===================================================================== auxiliary classifier
 class AuxHead(_Container):
     """An auxiliary classifier (GoogLeNet) attached to the trunk: identity on ``x``.
@@ -413,9 +345,7 @@ class AuxHead(_Container):
     def __init__(self, head, weight=0.3):
         super().__init__()
         self.head = _as_module(head, "AuxHead head")
-        self.weight = float(weight)
-        if not self.weight >= 0:
-            raise ValueError(f"AuxHead: weight must be >= 0, got {weight!r}")
+        self.weight = number(weight, "AuxHead", "weight", lo=0)
         self.aux_output = None
         self._aux_grad = None
 

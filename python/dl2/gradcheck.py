@@ -74,9 +74,10 @@ def gradcheck(fn_or_layer, inputs, params=None, eps=1e-6, atol=1e-5, rtol=1e-4, 
 
     ``fn_or_layer``: a built float64 Module (``inputs`` is its input batch ``x``), or a ``(forward, backward)``
     pair (``inputs`` an array or a tuple of arrays; only floating inputs are checked, named ``"input"`` or
-    ``"input0"``, ``"input1"``, ...). For a module the names are ``"input"`` (skipped when ``backward`` returns
-    ``None``) and the parameter names of ``named_parameters()``; ``params`` (a list of names) restricts the
-    parameters checked.
+    ``"input0"``, ``"input1"``, ...). For a module the names are ``"input"`` (skipped only when the module's
+    ``needs_input_grad`` is False and ``backward`` returns ``None``; a ``None`` input gradient of a module that
+    needs one is a failure) and the parameter names of ``named_parameters()``; ``params`` (a list of names)
+    restricts the parameters checked.
 
     Module checks run in training mode (``train=False``: evaluation mode); previous modes, buffers (e.g. batch-norm
     running statistics) and parameter values are restored afterwards, and parameter ``.grad`` is left holding the
@@ -169,7 +170,7 @@ def _check_module(layer, x, params, eps, atol, rtol, seed, train):
             return float(np.sum(r_saved * forward()))
 
         errors = {}
-        if dx is not None:
+        if dx is not None or getattr(layer, "needs_input_grad", True):
             errors["input"] = _compare("input", dx, _numerical(f, x, eps), atol, rtol, failures)
         for name, p in named:
             errors[name] = _compare(name, analytic[name], _numerical(f, p.data, eps), atol, rtol, failures)

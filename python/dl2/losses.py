@@ -5,13 +5,15 @@ by ``N``); ``reduction="sum"`` sums.
 """
 import numpy as np
 
+from .checks import number, real_array
+
 __all__ = ["SoftmaxCrossEntropy", "MSELoss"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _float_batch(a, name, who):
-    a = np.asarray(a)
+    a = real_array(a, who, name)
     if a.dtype not in _FLOATS:
         a = a.astype(np.float64)
     if a.ndim < 1 or a.shape[0] == 0:
@@ -48,7 +50,8 @@ class _Loss:
         return self.forward(output, target)
 
     def __repr__(self):
-        return f"{type(self).__name__}(reduction={self.reduction!r})"
+        extra = f", label_smoothing={self.label_smoothing}" if getattr(self, "label_smoothing", 0) else ""
+        return f"{type(self).__name__}(reduction={self.reduction!r}{extra})"
 
 
 class SoftmaxCrossEntropy(_Loss):
@@ -59,10 +62,18 @@ class SoftmaxCrossEntropy(_Loss):
     do not overflow (uniform logits give ``log(classes)``). Gradient per sample: ``softmax(z) * sum(t) - t``
     (``softmax(z) - t`` for probability rows), divided by ``N`` with ``reduction="mean"``.
 
+    ``label_smoothing`` ``e`` in ``[0, 1)`` replaces each target row by ``(1 - e) * t + e * sum(t) / classes``
+    (for labels: ``1 - e + e/classes`` on the label, ``e/classes`` elsewhere; Szegedy et al., 2016).
+
     Logits with NaN or ``+inf``, or a row that is entirely ``-inf``, raise ``ValueError`` (the network has
     usually diverged); isolated ``-inf`` logits are allowed (probability 0).
     After ``forward``, ``probs`` holds the softmax ``(N, classes)``.
     """
+
+    def __init__(self, reduction="mean", label_smoothing=0.0):
+        super().__init__(reduction)
+        self.label_smoothing = number(label_smoothing, "SoftmaxCrossEntropy", "label_smoothing", lo=0, hi=1,
+                                      hi_open=True)
 
     def forward(self, logits, t):
         who = type(self).__name__
@@ -81,15 +92,23 @@ class SoftmaxCrossEntropy(_Loss):
         logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.probs = np.exp(logp)
         t = np.asarray(t)
+        e = self.label_smoothing
         if t.ndim == 1:
             labels = self._labels(t, n, classes)
             per_sample = -logp[np.arange(n), labels]
             grad = self.probs.copy()
             grad[np.arange(n), labels] -= 1
+            if e:
+                per_sample = (1 - e) * per_sample - (e / classes) * logp.sum(axis=1)
+                grad[np.arange(n), labels] += e
+                grad -= e / classes
         elif t.ndim == 2:
             if t.shape != z.shape:
                 raise ValueError(f"{who}: target probabilities must have the logits' shape {z.shape}, got {t.shape}")
+            real_array(t, who, "target probabilities")
             t = t.astype(z.dtype, copy=False)
+            if e:
+                t = (1 - e) * t + (e / classes) * t.sum(axis=1, keepdims=True)
             per_sample = -(t * np.where(t != 0, logp, 0)).sum(axis=1)   # 0 * log 0 counts as 0
             grad = self.probs * t.sum(axis=1, keepdims=True) - t
         else:
@@ -123,7 +142,7 @@ class MSELoss(_Loss):
     def forward(self, y, t):
         who = type(self).__name__
         y = _float_batch(y, "y", who)
-        t = np.asarray(t)
+        t = real_array(t, who, "target")
         if t.shape != y.shape:
             raise ValueError(f"{who}: target shape {t.shape} differs from output shape {y.shape} "
                              f"(reshape the target, e.g. t.reshape({y.shape}); no broadcasting is done)")

@@ -6,21 +6,37 @@ A module is a stateful layer with an explicit ``forward`` and ``backward``:
   the parameters and returns the per-sample output shape, so networks infer every size from their input.
 * ``forward(x)`` computes the output of a batch and keeps what ``backward`` needs.
 * ``backward(dy)`` returns ``dx`` for the last ``forward`` and **adds** the parameter gradients into
-  ``param.grad`` (call ``zero_grad()`` between steps). It never modifies ``dy``.
+  ``param.grad`` (call ``zero_grad()`` between steps). It never modifies ``dy``. Every subclass's ``backward`` is
+  checked before it runs: a call before any ``forward`` is a ``RuntimeError``, a ``dy`` of another shape than the
+  last output a ``ValueError``.
 
 Attributes that are :class:`Parameter` or :class:`Module` instances are registered automatically, in order,
 as in ``torch.nn.Module``; arrays that are state but not trained (running statistics) are registered with
 :meth:`Module.register_buffer`. Constructor arguments are recorded automatically so every module can be
 rebuilt from :meth:`Module.get_config` (see ``dl2.serialization``).
+
+Inference needs no trainer: ``model.predict(x)`` (evaluation mode, in batches), or ``with model.eval_mode(): ...``.
 """
+import contextlib
 import functools
 import inspect
 from collections import OrderedDict
 
 import numpy as np
 
-#: Every Module subclass by class name, for rebuilding models from a config.
+from .checks import integer, real_array
+
+#: Every Module subclass by its config name (see :func:`class_key`), for rebuilding models from a config.
 MODULES = {}
+
+
+def class_key(cls):
+    """The name a module class is stored under in configs and :data:`MODULES`: the bare class name for dl2's own
+    classes (``"Linear"``), the qualified name for every other (``"mypackage.layers.Linear"``), so a user's class
+    never replaces a dl2 class of the same name when a model is loaded."""
+    if cls.__module__ == "dl2" or cls.__module__.startswith("dl2."):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Parameter:
@@ -32,7 +48,7 @@ class Parameter:
 
     def __init__(self, data, regularize=True):
         self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
+        self.grad = np.zeros(self.data.shape, self.data.dtype)   # zero pages: memory is touched on first use
         self.regularize = regularize
 
     @property
@@ -72,14 +88,53 @@ def _record_init_args(init):
     return wrapper
 
 
+def _record_forward(forward):
+    """Wrap ``forward`` so the module remembers the shape of its last output (for the checks of ``backward``)."""
+
+    @functools.wraps(forward)
+    def wrapper(self, x):
+        y = forward(self, x)
+        object.__setattr__(self, "_last_output_shape", np.shape(y))
+        return y
+
+    wrapper._dl2_wrapped = True
+    return wrapper
+
+
+def _check_backward(backward):
+    """Wrap ``backward``: ``RuntimeError`` before any ``forward``; ``TypeError`` / ``ValueError`` for a ``dy``
+    that is not a real array of the last output's shape (NumPy would otherwise broadcast it silently)."""
+
+    @functools.wraps(backward)
+    def wrapper(self, dy):
+        name = type(self).__name__
+        expected = self.__dict__.get("_last_output_shape")
+        if expected is None:
+            raise RuntimeError(f"{name}.backward called before forward")
+        dy = np.asarray(dy)
+        if dy.dtype.kind != "f":
+            raise TypeError(f"{name}.backward: dy must be a float array, got dtype {dy.dtype}")
+        if dy.shape != expected:
+            raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {expected} (the shape of the last "
+                             f"forward's output)")
+        return backward(self, dy)
+
+    wrapper._dl2_wrapped = True
+    return wrapper
+
+
 class Module:
     """Base class of every layer and container. See the module docstring for the contract."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        MODULES[cls.__name__] = cls
+        MODULES[class_key(cls)] = cls
         if "__init__" in cls.__dict__:
             cls.__init__ = _record_init_args(cls.__init__)
+        for name, wrap in (("forward", _record_forward), ("backward", _check_backward)):
+            method = getattr(cls, name)       # also a method inherited from a mixin such as LayerMixin
+            if not getattr(method, "_dl2_wrapped", False):
+                setattr(cls, name, wrap(method))
 
     def __init__(self):
         object.__setattr__(self, "_params", OrderedDict())
@@ -175,6 +230,32 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """Context manager: every submodule in evaluation mode inside the block, previous modes restored after."""
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+    def predict(self, x, batch_size=256):
+        """Outputs ``(N, *output_shape)`` for ``x (N, *input_shape)`` in evaluation mode (no dropout, batch norm on
+        its running statistics), ``batch_size`` samples at a time; the previous modes are restored."""
+        who = f"{type(self).__name__}.predict"
+        batch_size = integer(batch_size, who, "batch_size", 1)
+        if not self.built:
+            raise RuntimeError(f"{who}: the model is not built")
+        x = real_array(x, who, "x")
+        if x.ndim == 0 or len(x) == 0:
+            if x.ndim == 0:
+                raise ValueError(f"{who}: x must be a batch (N, ...), got a scalar")
+            return np.zeros((0,) + tuple(self.output_shape), dtype=self.dtype)
+        with self.eval_mode():
+            return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
     # ----------------------------------------------------------------- state
     def state_dict(self):
         """Ordered mapping ``name -> array`` of every parameter and buffer (copies)."""
@@ -208,7 +289,7 @@ class Module:
 
     def get_config(self):
         """``{"class": name, "args": constructor arguments}``; nested modules become nested configs."""
-        return {"class": type(self).__name__, "args": _to_config(getattr(self, "_init_args", {}))}
+        return {"class": class_key(type(self)), "args": _to_config(getattr(self, "_init_args", {}))}
 
     # ----------------------------------------------------------------- display
     def extra_repr(self):
@@ -248,9 +329,16 @@ def _to_config(value):
     return value
 
 
-def from_config(config):
+def module_from_config(config):
     """Rebuild an (unbuilt) module from :meth:`Module.get_config` output."""
     return _from_config(config)
+
+
+def predict(model, x, batch_size=256):
+    """``model.predict(x, batch_size)``: evaluation-mode outputs in batches; see :meth:`Module.predict`."""
+    if not isinstance(model, Module):
+        raise TypeError(f"predict: expected a dl2 Module, got {type(model).__name__}")
+    return model.predict(x, batch_size)
 
 
 def _is_module_config(value):
@@ -261,7 +349,8 @@ def _from_config(value):
     if _is_module_config(value):
         name = value["class"]
         if name not in MODULES:
-            raise ValueError(f"unknown module class {name!r} in config")
+            hint = " (import the module that defines it before loading)" if "." in name else ""
+            raise ValueError(f"unknown module class {name!r} in config{hint}")
         args = {k: _from_config(v) for k, v in value["args"].items()}
         cls = MODULES[name]
         params = inspect.signature(cls.__init__).parameters

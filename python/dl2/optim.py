@@ -23,11 +23,12 @@ import math
 
 import numpy as np
 
+from .checks import integer, number
 from .module import Parameter
 
 __all__ = [
     "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam",
-    "StepLR", "CosineLR", "clip_grad_norm",
+    "ConstantLR", "StepLR", "CosineLR", "clip_grad_norm",
 ]
 
 
@@ -50,37 +51,30 @@ def _as_param_list(params, who):
 
 
 def _check_positive(name, value, who):
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{who}: {name} must be a positive finite number, got {value}")
-    return value
+    return number(value, who, name, lo=0, lo_open=True)
 
 
 def _check_nonneg(name, value, who):
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{who}: {name} must be >= 0, got {value}")
-    return value
+    return number(value, who, name, lo=0)
 
 
 def _check_unit(name, value, who):
     """A coefficient in [0, 1)."""
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{who}: {name} must be in [0, 1), got {value}")
-    return value
+    return number(value, who, name, lo=0, hi=1, hi_open=True)
 
 
 class Optimizer:
     """Base class. Subclasses set ``state_names`` and implement ``_update(p, g, state)``.
 
     ``state`` is a list (one entry per parameter) of dicts ``name -> array`` shaped like the parameter.
-    ``t`` counts the calls to :meth:`step`; ``lr`` may be changed between steps (schedules do).
+    ``t`` counts the calls to :meth:`step`; ``lr`` may be changed between steps (schedules do). Default
+    learning rates (each optimizer's signature): SGD, Momentum, Nesterov and AdaGrad 0.01 (the textbook's),
+    RMSProp and Adam 0.001.
     """
 
     state_names = ()
 
-    def __init__(self, params, lr, weight_decay=0.0, l1=0.0, regularize_all=False):
+    def __init__(self, params, lr=0.01, weight_decay=0.0, l1=0.0, regularize_all=False):
         who = type(self).__name__
         self.params = _as_param_list(params, who)
         self.lr = _check_positive("lr", lr, who)
@@ -109,11 +103,11 @@ class Optimizer:
         total = 0.0
         for p in self.params:
             if self._regularized(p):
-                w = p.data.astype(np.float64, copy=False)
+                w = p.data.reshape(-1)   # a view: no copy of the weights
                 if self.weight_decay:
-                    total += 0.5 * self.weight_decay * float(np.sum(w * w))
+                    total += 0.5 * self.weight_decay * float(np.dot(w, w))
                 if self.l1:
-                    total += self.l1 * float(np.sum(np.abs(w)))
+                    total += self.l1 * float(np.linalg.norm(w, 1))
         return total
 
     # ----------------------------------------------------------------- stepping
@@ -180,7 +174,7 @@ class Momentum(Optimizer):
 
     state_names = ("v",)
 
-    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0, l1=0.0, regularize_all=False):
+    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=0.0, l1=0.0, regularize_all=False):
         super().__init__(params, lr, weight_decay, l1, regularize_all)
         self.momentum = _check_unit("momentum", momentum, type(self).__name__)
 
@@ -255,7 +249,7 @@ class Adam(Optimizer):
                  regularize_all=False):
         super().__init__(params, lr, weight_decay, l1, regularize_all)
         who = type(self).__name__
-        if len(betas) != 2:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{who}: betas must be a pair (b1, b2), got {betas!r}")
         self.betas = (_check_unit("betas[0]", betas[0], who), _check_unit("betas[1]", betas[1], who))
         self.eps = _check_nonneg("eps", eps, who)
@@ -274,26 +268,39 @@ class Adam(Optimizer):
 
 # --------------------------------------------------------------------- schedules
 class _Schedule:
-    """Sets ``optimizer.lr`` from the epoch count; call :meth:`step` once per epoch (after training it)."""
+    """Sets ``optimizer.lr`` from the epoch count; call :meth:`step` once per epoch (after training it).
 
-    def __init__(self, optimizer):
+    ``warmup``: epochs of linear warm-up first, ``lr = base_lr * (epoch + 1) / (warmup + 1)`` for epochs
+    ``0 .. warmup - 1`` (set at once for epoch 0); the schedule proper then starts, its epoch 0 being epoch
+    ``warmup``. ``base_lr`` is the optimizer's lr when the schedule is created.
+    """
+
+    def __init__(self, optimizer, warmup=0):
+        who = type(self).__name__
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(f"{who}: expected an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
+        self.warmup = integer(warmup, who, "warmup (epochs)", 0)
         self.epoch = 0
+        if self.warmup:
+            self.optimizer.lr = self.lr   # the first warm-up epoch's; without warm-up epoch 0 runs at base_lr
 
     def get_lr(self, epoch):
+        """The schedule's lr ``epoch`` epochs after the warm-up."""
         raise NotImplementedError
 
     @property
     def lr(self):
-        return self.get_lr(self.epoch)
+        """The lr of the current epoch (warm-up included)."""
+        if self.epoch < self.warmup:
+            return self.base_lr * (self.epoch + 1) / (self.warmup + 1)
+        return self.get_lr(self.epoch - self.warmup)
 
     def step(self):
         """Advance one epoch and set the optimizer's lr; returns the new lr."""
         self.epoch += 1
-        self.optimizer.lr = self.get_lr(self.epoch)
+        self.optimizer.lr = self.lr
         return self.optimizer.lr
 
     def state_dict(self):
@@ -302,17 +309,22 @@ class _Schedule:
     def load_state_dict(self, state):
         self.epoch = int(np.asarray(state["epoch"]))
         self.base_lr = float(np.asarray(state["base_lr"]))
-        self.optimizer.lr = self.get_lr(self.epoch)
+        self.optimizer.lr = self.lr
+
+
+class ConstantLR(_Schedule):
+    """``lr = base_lr`` (useful with ``warmup``)."""
+
+    def get_lr(self, epoch):
+        return self.base_lr
 
 
 class StepLR(_Schedule):
     """``lr = base_lr * gamma ** (epoch // step_size)``."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        super().__init__(optimizer)
-        if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
-        self.step_size = int(step_size)
+    def __init__(self, optimizer, step_size, gamma=0.1, warmup=0):
+        super().__init__(optimizer, warmup)
+        self.step_size = integer(step_size, "StepLR", "step_size", 1)
         self.gamma = _check_positive("gamma", gamma, "StepLR")
 
     def get_lr(self, epoch):
@@ -322,11 +334,9 @@ class StepLR(_Schedule):
 class CosineLR(_Schedule):
     """``lr = lr_min + (base_lr - lr_min) * (1 + cos(pi * epoch / t_max)) / 2``; stays at ``lr_min`` after."""
 
-    def __init__(self, optimizer, t_max, lr_min=0.0):
-        super().__init__(optimizer)
-        if int(t_max) != t_max or t_max < 1:
-            raise ValueError(f"CosineLR: t_max must be a positive integer, got {t_max}")
-        self.t_max = int(t_max)
+    def __init__(self, optimizer, t_max, lr_min=0.0, warmup=0):
+        super().__init__(optimizer, warmup)
+        self.t_max = integer(t_max, "CosineLR", "t_max", 1)
         self.lr_min = _check_nonneg("lr_min", lr_min, "CosineLR")
         if self.lr_min > self.base_lr:
             raise ValueError(f"CosineLR: lr_min ({self.lr_min}) is above the optimizer's lr ({self.base_lr})")

@@ -21,9 +21,10 @@ import zipfile
 
 import numpy as np
 
-from .module import Module, from_config as _module_from_config
+from .module import Module, module_from_config
 
 __all__ = ["to_config", "from_config", "save", "load", "save_checkpoint", "load_checkpoint", "atomic_write",
+           "check_writable",
            "generator_states", "set_generator_states"]
 
 FORMAT_VERSION = 1
@@ -67,7 +68,7 @@ def from_config(config):
         config = {"module": config, "input_shape": None, "dtype": None}
     if "module" not in config:
         raise ValueError("from_config: not a dl2 model config (no 'module' entry)")
-    model = _module_from_config(config["module"])
+    model = module_from_config(config["module"])
     shape, dtype = config.get("input_shape"), config.get("dtype")
     if shape is not None:
         shape = tuple(int(s) for s in shape)
@@ -107,15 +108,24 @@ def _file_mode(path):
         return 0o666 & ~umask
 
 
+def check_writable(path, who):
+    """Raise ``FileNotFoundError`` (naming ``who``) unless the directory a file ``path`` goes into exists."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{who} {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{who} {path}: is a directory, expected a file name")
+    return directory
+
+
 def atomic_write(path, arrays):
     """Write ``arrays`` (name -> array) as an npz at ``path`` via temp file + fsync + ``os.replace``.
 
     On any error the temporary file is removed and ``path`` is left as it was.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
+    directory = check_writable(path, "cannot save to")
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, _file_mode(path))   # mkstemp makes 0600 files; keep the usual permissions
@@ -141,9 +151,10 @@ def _read_npz(path, expected_format):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise ValueError("a single .npy array, not an npz archive")
+        npz = np.load(path, allow_pickle=False)
+        if not hasattr(npz, "files"):
+            raise ValueError("a single .npy array, not an npz archive")
+        with npz:
             arrays = {name: npz[name] for name in npz.files}  # reads (and CRC-checks) everything now
     except ValueError as e:
         raise ValueError(f"{path}: not a readable dl2 file ({e})") from None

@@ -1,4 +1,4 @@
-"""Mini-batch training loop: :class:`Trainer` (``fit`` / ``evaluate`` / ``predict``) and :func:`predict`.
+"""Mini-batch training loop: :class:`Trainer` (``fit`` / ``evaluate`` / ``predict``).
 
 ::
 
@@ -18,70 +18,14 @@ import numpy as np
 
 from .callbacks import Callback, EarlyStopping, ProgressBar
 from .containers import aux_heads, auxiliary_loss
+from .checks import integer, number
 from .data import DataLoader
+from .evaluation import METRICS, check_batch_size, check_data, evaluate, resolve_metrics
+from .module import Module
 from .optim import clip_grad_norm
-from .serialization import load_checkpoint, save_checkpoint
+from .serialization import check_writable, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "EarlyStopping", "Callback", "predict", "METRICS"]
-
-
-# --------------------------------------------------------------------- metrics
-def _class_indices(t):
-    t = np.asarray(t)
-    return t.argmax(axis=1) if t.ndim == 2 else t
-
-
-def accuracy(y, t):
-    """Fraction of rows of ``y (N, classes)`` whose argmax equals the label (or the target's argmax)."""
-    return float(np.mean(np.argmax(y, axis=1) == _class_indices(t)))
-
-
-#: Metrics by name: ``fn(y, t) -> float`` (a mean over the batch).
-METRICS = {"accuracy": accuracy, "acc": accuracy}
-
-
-def _metric(m):
-    if callable(m):
-        return getattr(m, "__name__", type(m).__name__), m
-    if m not in METRICS:
-        raise ValueError(f"unknown metric {m!r}; choose from {sorted(METRICS)} or pass a function fn(y, t)")
-    return ("accuracy" if m == "acc" else m), METRICS[m]
-
-
-# --------------------------------------------------------------------- batched evaluation
-class _EvalMode:
-    """Context manager: every module in eval mode, previous modes restored on exit."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc):
-        for m, mode in self.modes:
-            m.training = mode
-        return False
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
-
-
-def predict(model, x, batch_size=256):
-    """``model``'s eval-mode outputs for ``x (N, ...)`` in batches (the last one may be smaller)."""
-    x = np.asarray(x)
-    batch_size = _check_batch_size(batch_size)
-    if not model.built:
-        raise RuntimeError("predict: the model is not built")
-    if len(x) == 0:
-        return np.zeros((0,) + tuple(model.output_shape), dtype=model.dtype)
-    with _EvalMode(model):
-        return np.concatenate([model.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+__all__ = ["Trainer", "EarlyStopping", "Callback", "METRICS"]
 
 
 # --------------------------------------------------------------------- the trainer
@@ -98,15 +42,22 @@ class Trainer:
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), callbacks=(), seed=None, progress=True,
                  scheduler=None, clip_norm=None):
-        if not getattr(model, "built", False):
+        if not isinstance(model, Module):
+            raise TypeError(f"Trainer: model must be a dl2 Module, got {type(model).__name__}")
+        if not model.built:
             raise ValueError("Trainer: build the model first (Sequential(..., input_shape=...) or "
                              "model.build(shape)), then create the optimizer from model.parameters()")
         if not (hasattr(loss, "forward") and hasattr(loss, "backward")):
             raise TypeError(f"Trainer: loss must have forward(y, t) and backward(), got {loss!r}")
+        if optimizer is not None and not (hasattr(optimizer, "step") and hasattr(optimizer, "params")):
+            raise TypeError(f"Trainer: optimizer must be a dl2.optim optimizer (or None to only evaluate), "
+                            f"got {optimizer!r}")
+        if scheduler is not None and not hasattr(scheduler, "step"):
+            raise TypeError(f"Trainer: scheduler must be a dl2.optim schedule, got {scheduler!r}")
+        if clip_norm is not None:
+            clip_norm = number(clip_norm, "Trainer", "clip_norm", lo=0, lo_open=True)
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        if isinstance(metrics, str) or callable(metrics):
-            metrics = (metrics,)
-        self.metrics = [_metric(m) for m in metrics]
+        self.metrics = resolve_metrics(metrics)
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
@@ -121,61 +72,19 @@ class Trainer:
         self.has_validation = False
         self.history = {}
         self.epoch = 0
-
-    # ----------------------------------------------------------------- checks
-    def _check_data(self, x, t, what):
-        x, t = np.asarray(x), np.asarray(t)
-        if x.ndim == 0 or t.ndim == 0:
-            raise ValueError(f"{what}: x and t must be arrays with a sample axis")
-        if len(x) == 0:
-            raise ValueError(f"{what}: empty dataset (x has 0 samples)")
-        if len(x) != len(t):
-            raise ValueError(f"{what}: x has {len(x)} samples but t has {len(t)}")
-        if x.shape[1:] != tuple(self.model.input_shape):
-            raise ValueError(f"{what}: samples of x have shape {x.shape[1:]}, the model expects "
-                             f"{tuple(self.model.input_shape)}")
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise ValueError(f"{what}: x must be real numbers, got dtype {x.dtype}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{what}: x contains NaN or infinite values")
-        out = tuple(self.model.output_shape)
-        if t.ndim == 1 and len(out) == 1 and out[0] > 1:
-            if not (np.issubdtype(t.dtype, np.integer) or
-                    (np.issubdtype(t.dtype, np.floating) and np.all(t == np.round(t)))):
-                raise ValueError(f"{what}: 1-D targets must be integer class labels, got dtype {t.dtype}")
-            lo, hi = t.min(), t.max()
-            if lo < 0 or hi >= out[0]:
-                raise ValueError(f"{what}: labels must be in [0, {out[0]}) for a model with {out[0]} outputs, "
-                                 f"got labels from {lo} to {hi}")
-        elif t.shape[1:] != out:
-            raise ValueError(f"{what}: targets have per-sample shape {t.shape[1:]} but the model outputs {out}")
-        else:
-            if any(name == "accuracy" for name, _ in self.metrics) and len(out) != 1:
-                raise ValueError(f"{what}: accuracy needs class scores (N, classes), the model outputs {out}")
-        return x, t
+        self.epochs_trained = 0
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, x, t, batch_size=256):
         """``{"loss": mean loss, <metric>: value}`` on ``(x, t)`` in eval mode (batched, none dropped).
 
-        The loss is the data loss only (no weight-decay penalty).
+        The loss is the data loss only (no weight-decay penalty); see :func:`dl2.evaluate`.
         """
-        x, t = self._check_data(x, t, "evaluate")
-        batch_size = _check_batch_size(batch_size)
-        sums = {"loss": 0.0}
-        sums.update({name: 0.0 for name, _ in self.metrics})
-        with _EvalMode(self.model):
-            for i in range(0, len(x), batch_size):
-                xb, tb = x[i:i + batch_size], t[i:i + batch_size]
-                y = self.model.forward(xb)
-                sums["loss"] += float(self.loss.forward(y, tb)) * len(xb)
-                for name, fn in self.metrics:
-                    sums[name] += float(fn(y, tb)) * len(xb)
-        return {k: v / len(x) for k, v in sums.items()}
+        return evaluate(self.model, x, t, self.loss, self.metrics, batch_size)
 
     def predict(self, x, batch_size=256):
-        """Eval-mode outputs ``(N, *output_shape)`` in batches; see :func:`predict`."""
-        return predict(self.model, x, batch_size)
+        """Eval-mode outputs ``(N, *output_shape)`` in batches; see :meth:`dl2.Module.predict`."""
+        return self.model.predict(x, batch_size)
 
     # ----------------------------------------------------------------- training
     def _state(self):
@@ -207,7 +116,8 @@ class Trainer:
             grad_stats=False, transform=None):
         """Train for ``epochs`` epochs (in total: a resumed run continues up to ``epochs``); return the history.
 
-        History: per-epoch lists ``loss`` (mean training loss incl. auxiliary heads and ``optimizer.penalty()``),
+        History: per-epoch lists ``loss`` (mean training loss incl. auxiliary heads, plus ``optimizer.penalty()``
+        at the end of the epoch),
         one list per metric, ``val_loss`` (data loss + penalty, comparable with ``loss``) and ``val_<metric>``
         with ``validation_data=(x_val, t_val)``, ``lr`` and ``time`` (seconds). With ``grad_stats``:
         ``grad_norm`` ``{layer: [per epoch]}`` (mean over batches of the L2 norm of the layer's parameter
@@ -216,25 +126,30 @@ class Trainer:
         ``checkpoint``: a path written (atomically) after every epoch; ``resume``: a checkpoint path to continue
         from (weights, optimizer, shuffling and dropout generators, schedule, callbacks, history).
         ``transform``: a batch augmentation ``fn(xb) -> xb``. A non-finite loss raises FloatingPointError.
+        After the call ``epochs_trained`` is the number of epochs this call trained (0 when a resumed checkpoint
+        already had ``epochs`` epochs, or when a callback stopped training before the first).
         """
-        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-            raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
-        epochs = int(epochs)
-        batch_size = _check_batch_size(batch_size)
-        x, t = self._check_data(x, t, "fit")
+        if self.optimizer is None:
+            raise RuntimeError("Trainer.fit: this trainer has no optimizer (it was created with optimizer=None)")
+        epochs = integer(epochs, "fit", "epochs", 1)
+        batch_size = check_batch_size(batch_size, "fit")
+        x, t = check_data(self.model, x, t, "fit", self.metrics)
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ValueError("fit: validation_data must be a pair (x_val, t_val)")
-            xv, tv = self._check_data(*validation_data, "fit validation_data")
+            xv, tv = check_data(self.model, *validation_data, "fit validation_data", self.metrics)
         self.has_validation = validation_data is not None
         if resume is not None and not os.path.exists(os.fspath(resume)):
             raise FileNotFoundError(f"fit: no checkpoint to resume from at {os.fspath(resume)}")
+        if checkpoint is not None:
+            check_writable(checkpoint, "fit: checkpoint")
 
         loader = DataLoader(x, t, batch_size, shuffle=shuffle, transform=transform)
         loader.rng = self.rng            # one shuffling stream per trainer, saved in checkpoints
         model = self.model
         self.stop_training = False
         self.history = {}
+        self.epochs_trained = 0
         for cb in self.callbacks:
             cb.on_train_begin(self)
         start = 0
@@ -252,10 +167,15 @@ class Trainer:
                 if self.stop_training:
                     break
                 self.epoch = epoch
+                for cb in self.callbacks:
+                    cb.on_epoch_begin(self, epoch)
                 logs = self._train_epoch(loader, epoch, epochs, has_aux, stats, checkpoint, last_good)
+                self.epochs_trained += 1
+                penalty = self._penalty()    # once per epoch: it only enters the reported losses
+                logs["loss"] += penalty
                 if validation_data is not None:
                     val = self.evaluate(xv, tv, batch_size=max(batch_size, 256))
-                    logs["val_loss"] = val.pop("loss") + self._penalty()
+                    logs["val_loss"] = val.pop("loss") + penalty
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 logs["lr"] = float(getattr(self.optimizer, "lr", float("nan")))
                 if self.scheduler is not None:
@@ -307,7 +227,6 @@ class Trainer:
                 dy = loss_fn.backward()
                 if has_aux:
                     value += auxiliary_loss(model, loss_fn, tb)
-                value += self._penalty()
                 if not math.isfinite(value):
                     self._diverged(f"the loss is {value}", epoch, b, n_batches, checkpoint, last_good)
                 model.backward(dy)

@@ -13,6 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
+from ._checks import output_hw, pair  # noqa: E402
 from . import reference  # noqa: E402  (the environment must be set before the kernels load the OpenMP runtime)
 from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference
 from .conv import col2im, conv2d_backward, conv2d_forward, im2col
@@ -27,4 +28,5 @@ __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
     "get_isa", "set_isa", "available_isas", "measure_fma_peak",
     "set_num_threads", "get_num_threads", "openmp_enabled", "show_config", "config", "reference",
+    "pair", "output_hw",
 ]

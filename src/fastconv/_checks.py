@@ -1,9 +1,16 @@
-"""Argument validation shared by the public kernels: everything is checked here, before compiled code runs."""
+"""Argument validation shared by the public kernels: everything is checked here, before compiled code runs.
+
+:func:`pair` and :func:`output_hw` are public (``fastconv.pair``, ``fastconv.output_hw``): the one definition of
+window geometry, used by the kernels, their reference, the dl2 layers and the tests.
+"""
 import numbers
 
 import numpy as np
 
 FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: The largest matrix dimension the BLAS behind ``scipy.linalg.cython_blas`` takes: its integers are 32-bit C ints.
+BLAS_INT_MAX = 2 ** 31 - 1
 
 
 def float_array(value, name, ndim=None, ndims=None):
@@ -33,7 +40,11 @@ def same_dtype(**arrays):
 
 
 def pair(value, name, minimum):
-    """An int or an (h, w) pair of ints, each ``>= minimum``, as a tuple ``(h, w)``."""
+    """An int or an ``(h, w)`` pair of ints, each ``>= minimum``, as a tuple ``(h, w)``.
+
+    ``name`` names the argument in the errors: ``TypeError`` for non-integers (bools and floats included),
+    ``ValueError`` for a sequence that is not a pair or a value below ``minimum``.
+    """
     items = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value, value)
     if len(items) != 2:
         raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
@@ -46,7 +57,11 @@ def pair(value, name, minimum):
 
 
 def output_hw(input_hw, kernel, stride, padding, what="kernel"):
-    """``(OH, OW)``; ``ValueError`` when the kernel does not fit in the padded input."""
+    """``(OH, OW)`` of a window of size ``kernel`` sliding over ``input_hw`` zero-padded by ``padding``:
+    ``OH = (H + 2*pad_h - kh) // stride_h + 1`` per axis (any number of axes; all arguments are int tuples).
+
+    ``ValueError`` (naming ``what``) when the window does not fit in the padded input.
+    """
     out = []
     for size, k, s, p in zip(input_hw, kernel, stride, padding):
         if k > size + 2 * p:
@@ -69,3 +84,12 @@ def shape4(value, name):
     if len(shape) != 4 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in shape):
         raise ValueError(f"{name} must be an (N, C, H, W) tuple of non-negative ints, got {value!r}")
     return tuple(int(s) for s in shape)
+
+
+def blas_sizes(what, **sizes):
+    """Raise ``ValueError`` unless every matrix dimension in ``sizes`` fits the BLAS's 32-bit integers (a larger
+    one would be truncated when passed to it, giving a wrong result or a crash)."""
+    for name, size in sizes.items():
+        if size > BLAS_INT_MAX:
+            raise ValueError(f"{what}: {name} = {size} exceeds the BLAS's 32-bit integer limit {BLAS_INT_MAX}; "
+                             f"split the batch into smaller ones")

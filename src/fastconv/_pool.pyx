@@ -15,10 +15,11 @@ ctypedef fused floating:
 
 
 cdef struct Window:
-    int H, W, OH, OW, kh, kw, sh, sw, ph, pw
+    Py_ssize_t H, W, OH, OW, kh, kw, sh, sw, ph, pw   # sizes: never C int (a plane may exceed 2**31 values)
 
 
-cdef inline void clip(int start, int size, int length, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+cdef inline void clip(Py_ssize_t start, Py_ssize_t size, Py_ssize_t length, Py_ssize_t *lo,
+                      Py_ssize_t *hi) noexcept nogil:
     """``[lo, hi)`` = ``[start, start + size)`` clipped to ``[0, length)``."""
     hi[0] = start + size if start + size < length else length
     lo[0] = start if start > 0 else 0
@@ -77,14 +78,16 @@ cdef void maxpool_plane_nan(const floating *src, floating *y, int64_t *indices, 
             indices[i * g.OW + j] = at
 
 
-cdef Window make_window(int H, int W, int OH, int OW, int kh, int kw, int sh, int sw, int ph, int pw) noexcept:
+cdef Window make_window(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept:
     cdef Window g
     g.H, g.W, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw = H, W, OH, OW, kh, kw, sh, sw, ph, pw
     return g
 
 
 def maxpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] indices,
-                    int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+                    Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                    Py_ssize_t ph, Py_ssize_t pw, int num_threads):
     """``x (NC, H, W)`` -> ``y, indices (NC, OH, OW)``; ties go to the first position in row-major order."""
     cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
@@ -154,7 +157,8 @@ cdef void avgpool_plane(const floating *src, floating *y, Window g, bint count_i
 
 
 def avgpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                    int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad, int num_threads):
+                    Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                    Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int num_threads):
     """``y (NC, OH, OW)`` = window sums of ``x (NC, H, W)`` over the divisor (see ``count_include_pad``)."""
     cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
@@ -178,7 +182,8 @@ cdef void avgpool_backward_plane(const floating *dy, floating *dx, Window g, bin
 
 
 def avgpool_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
-                     int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad, int num_threads):
+                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int num_threads):
     """``dx (NC, H, W)``: each ``dy / divisor`` spread evenly over its window."""
     cdef Window g = make_window(dx.shape[1], dx.shape[2], dy.shape[1], dy.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane

@@ -13,6 +13,7 @@ def _check(x, w):
     _checks.same_dtype(x=x, w=w)
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x has {x.shape[1]} features but w expects {w.shape[0]} (w shape {w.shape})")
+    _checks.blas_sizes("linear", batch=x.shape[0], in_features=w.shape[0], out_features=w.shape[1])
     return x, w
 
 

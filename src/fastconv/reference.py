@@ -3,9 +3,12 @@
 Same signatures and results as the compiled kernels in :mod:`fastconv`, written for clarity, not speed.
 Layout is NCHW, convolution weights are ``(K, C, kh, kw)``; ``kernel_size``, ``stride`` and ``padding``
 take an int or an ``(h, w)`` pair, and the output size is ``OH = (H + 2*pad_h - kh) // stride_h + 1``.
-These functions do not validate their arguments; the public wrappers in :mod:`fastconv` do.
+Apart from the window geometry (:func:`fastconv.pair`, :func:`fastconv.output_hw`, shared with the kernels)
+these functions do not validate their arguments; the public wrappers in :mod:`fastconv` do.
 """
 import numpy as np
+
+from ._checks import output_hw, pair
 
 __all__ = [
     "im2col", "col2im",
@@ -15,17 +18,6 @@ __all__ = [
     "avgpool2d_forward", "avgpool2d_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
 ]
-
-
-def pair(value):
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``."""
-    if isinstance(value, (tuple, list)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
-
-
-def output_size(size, kernel, stride, pad):
-    return (size + 2 * pad - kernel) // stride + 1
 
 
 def _windows(x, kernel_size, stride):
@@ -43,10 +35,10 @@ def im2col(x, kernel_size, stride=1, padding=0):
     Row ``(n*OH + i)*OW + j`` holds the (zero-padded) window under output pixel ``(i, j)`` of image ``n``,
     ordered ``(c, u, v)`` so that ``cols @ w.reshape(K, -1).T`` is the convolution.
     """
-    kh, kw = pair(kernel_size)
-    ph, pw = pair(padding)
+    kh, kw = pair(kernel_size, "kernel_size", 1)
+    ph, pw = pair(padding, "padding", 0)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = _windows(xp, (kh, kw), pair(stride))            # (N, C, OH, OW, kh, kw)
+    win = _windows(xp, (kh, kw), pair(stride, "stride", 1))   # (N, C, OH, OW, kh, kw)
     n, c, oh, ow = win.shape[:4]
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
 
@@ -54,10 +46,10 @@ def im2col(x, kernel_size, stride=1, padding=0):
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0):
     """Adjoint of :func:`im2col`: scatter rows back into an ``input_shape`` array, summing overlaps."""
     n, c, h, w = input_shape
-    kh, kw = pair(kernel_size)
-    sh, sw = pair(stride)
-    ph, pw = pair(padding)
-    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    kh, kw = pair(kernel_size, "kernel_size", 1)
+    sh, sw = pair(stride, "stride", 1)
+    ph, pw = pair(padding, "padding", 0)
+    oh, ow = output_hw((h, w), (kh, kw), (sh, sw), (ph, pw))
     win = cols.reshape(n, oh, ow, c, kh, kw)
     xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
     for u in range(kh):
@@ -71,9 +63,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     """``y[n, k] = sum_c x[n, c] (*) w[k, c] + b[k]`` (cross-correlation), ``y (N, K, OH, OW)``."""
     n, _, h, wd = x.shape
     k, _, kh, kw = w.shape
-    sh, sw = pair(stride)
-    ph, pw = pair(padding)
-    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    sh, sw = pair(stride, "stride", 1)
+    ph, pw = pair(padding, "padding", 0)
+    oh, ow = output_hw((h, wd), (kh, kw), (sh, sw), (ph, pw))
     cols = im2col(x, (kh, kw), (sh, sw), (ph, pw))
     y = cols @ w.reshape(k, -1).T                          # (N*OH*OW, K)
     if b is not None:
@@ -116,9 +108,9 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0):
     max, so never a padding position. A NaN in a window is its max (NumPy's rule); the first NaN is chosen.
     """
     n, c, h, wd = x.shape
-    kh, kw = pair(kernel_size)
-    sh, sw = pair(kernel_size if stride is None else stride)
-    ph, pw = pair(padding)
+    kh, kw = pair(kernel_size, "kernel_size", 1)
+    sh, sw = pair(kernel_size if stride is None else stride, "stride", 1)
+    ph, pw = pair(padding, "padding", 0)
     pads = ((0, 0), (0, 0), (ph, ph), (pw, pw))
     win = _windows(np.pad(x, pads, constant_values=-np.inf), (kh, kw), (sh, sw))
     inside = _windows(np.pad(np.ones((1, 1, h, wd), bool), pads), (kh, kw), (sh, sw))
@@ -153,9 +145,9 @@ def _avg_divisor(shape, kernel_size, stride, padding, count_include_pad):
 
 def avgpool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     """Mean over each window (zero padding); with ``count_include_pad=False`` divide by the in-input count."""
-    kernel_size = pair(kernel_size)
-    stride = pair(kernel_size if stride is None else stride)
-    padding = pair(padding)
+    kernel_size = pair(kernel_size, "kernel_size", 1)
+    stride = pair(kernel_size if stride is None else stride, "stride", 1)
+    padding = pair(padding, "padding", 0)
     xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
     sums = _windows(xp, kernel_size, stride).sum(axis=(-1, -2))
     div = _avg_divisor(x.shape, kernel_size, stride, padding, count_include_pad)
@@ -164,9 +156,9 @@ def avgpool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=
 
 def avgpool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
     """Spread each ``dy / divisor`` evenly over its window."""
-    kh, kw = pair(kernel_size)
-    stride = pair((kh, kw) if stride is None else stride)
-    padding = pair(padding)
+    kh, kw = pair(kernel_size, "kernel_size", 1)
+    stride = pair((kh, kw) if stride is None else stride, "stride", 1)
+    padding = pair(padding, "padding", 0)
     div = _avg_divisor(input_shape, (kh, kw), stride, padding, count_include_pad)
     g = (dy / div.astype(dy.dtype)).transpose(0, 2, 3, 1)           # (N, OH, OW, C)
     n, c = input_shape[:2]

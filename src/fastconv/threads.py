@@ -4,18 +4,21 @@ Design: one team of threads. Every fastconv kernel is a single OpenMP ``prange``
 ``get_num_threads()`` threads; a convolution's matrix products are made *inside* that region, each thread
 calling a single-threaded GEMM on its own block (SciPy's BLAS through ``scipy.linalg.cython_blas``). fastconv
 therefore pins the thread count of the BLAS library behind ``scipy.linalg.cython_blas`` to 1 when it is
-imported, so OpenMP threads never start BLAS threads of their own and the cores are never oversubscribed.
+imported (found by address, see :func:`kernel_blas_path`), so OpenMP threads never start BLAS threads of their own
+and the cores are never oversubscribed; it warns when that library cannot be pinned.
 NumPy's BLAS (used by ``numpy.matmul``) is left alone unless you call :func:`set_num_threads`.
 """
+import ctypes
 import os
+import warnings
 
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS the kernels call)
+import scipy.linalg.cython_blas as cython_blas   # loads the BLAS the kernels call
 from threadpoolctl import ThreadpoolController, threadpool_info
 
 from . import _threads
 
-__all__ = ["set_num_threads", "get_num_threads", "openmp_enabled", "show_config", "config"]
+__all__ = ["set_num_threads", "get_num_threads", "openmp_enabled", "show_config", "config", "kernel_blas_path"]
 
 
 def _default_threads():
@@ -28,16 +31,74 @@ def _default_threads():
         return os.cpu_count() or 1
 
 
-def _kernel_blas_libraries():
-    """Controller of the BLAS libraries that SciPy loaded (those behind ``scipy.linalg.cython_blas``)."""
-    import scipy
+#: Names under which BLAS libraries export the Fortran sgemm (reference/OpenBLAS/MKL, SciPy's prefixed OpenBLAS,
+#: and their 64-bit-integer builds).
+_SGEMM_SYMBOLS = ("sgemm_", "scipy_sgemm_", "sgemm_64_", "scipy_sgemm_64_", "sgemm")
 
-    scipy_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__))), "")
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _library_of(address):
+    """Path of the shared library holding ``address`` (``dladdr``), or None."""
+    dladdr = getattr(ctypes.CDLL(None), "dladdr", None)
+    if dladdr is None or not address:
+        return None
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    info = _DlInfo()
+    if not dladdr(ctypes.c_void_p(address), ctypes.byref(info)) or not info.dli_fname:
+        return None
+    return os.fsdecode(info.dli_fname)
+
+
+def kernel_blas_path():
+    """Path of the BLAS library whose ``sgemm`` the kernels call, found from addresses rather than file names:
+    the kernels call ``scipy.linalg.cython_blas.sgemm``; ``dladdr`` gives the library holding that wrapper, and the
+    Fortran ``sgemm`` it calls is looked up from that library (so the dynamic linker's own choice is followed,
+    whatever the install: a SciPy wheel's bundled OpenBLAS, Debian's alternatives, conda's MKL). None when it
+    cannot be found (no ``dladdr`` on this platform, or an unknown layout)."""
+    get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    try:
+        capsule = cython_blas.__pyx_capi__["sgemm"]
+        wrapper = _library_of(get_pointer(capsule, get_name(capsule)))
+        if wrapper is None:
+            return None
+        library = ctypes.CDLL(wrapper)
+    except (AttributeError, KeyError, OSError, ValueError):
+        return None
+    for symbol in _SGEMM_SYMBOLS:
+        try:
+            address = ctypes.cast(getattr(library, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            continue
+        path = _library_of(address)
+        if path is not None and path != wrapper:
+            return path
+    return None
+
+
+def _kernel_blas_libraries():
+    """threadpoolctl controller of the kernels' BLAS (see :func:`kernel_blas_path`); a ``RuntimeWarning`` when
+    that library cannot be found or threadpoolctl cannot control it, i.e. when it cannot be pinned to one thread."""
+    path = kernel_blas_path()
     blas = ThreadpoolController().select(user_api="blas")
-    return blas.select(filepath=[
-        lib.filepath for lib in blas.lib_controllers
-        if os.path.abspath(lib.filepath).startswith(scipy_dir + "scipy")   # scipy/ or scipy.libs/ of a wheel
-    ])
+    if path is not None:
+        real = os.path.realpath(path)
+        blas = blas.select(filepath=[lib.filepath for lib in blas.lib_controllers
+                                     if os.path.realpath(lib.filepath) == real])
+    if path is None or not blas.lib_controllers:
+        warnings.warn(
+            f"fastconv: cannot pin the BLAS under scipy.linalg.cython_blas to one thread "
+            f"({'library not found' if path is None else path + ' is not a BLAS threadpoolctl can control'}); "
+            f"if it is multi-threaded, every fastconv thread may start BLAS threads of its own. Set "
+            f"OPENBLAS_NUM_THREADS=1 (or MKL_NUM_THREADS=1) before starting Python to avoid that.",
+            RuntimeWarning, stacklevel=2)
+        return ThreadpoolController().select(filepath=[])
+    return blas
 
 
 _num_threads = _default_threads()

@@ -8,6 +8,8 @@ ones draw from their own ``np.random.Generator`` (``seed``), independently for e
 """
 import numpy as np
 
+import fastconv
+
 __all__ = ["Transform", "RandomCrop", "RandomHorizontalFlip", "RandomTranslate", "Normalize", "Compose",
            "translate"]
 
@@ -17,14 +19,6 @@ def _check_batch(x, who):
     if x.ndim != 4:
         raise ValueError(f"{who}: expected a batch (N, C, H, W), got shape {x.shape}")
     return x
-
-
-def _pair(value, who, name):
-    if np.ndim(value) == 0:
-        value = (value, value)
-    if len(value) != 2 or any(int(v) != v or v < 0 for v in value):
-        raise ValueError(f"{who}: {name} must be a non-negative int or a pair of them, got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 def _crop(padded, top, left, h, w):
@@ -70,8 +64,8 @@ class RandomCrop(Transform):
 
     def __init__(self, size=None, padding=0, fill=0, seed=None):
         super().__init__(seed)
-        self.size = None if size is None else _pair(size, "RandomCrop", "size")
-        self.padding = _pair(padding, "RandomCrop", "padding")
+        self.size = None if size is None else fastconv.pair(size, "RandomCrop size", 0)
+        self.padding = fastconv.pair(padding, "RandomCrop padding", 0)
         self.fill = fill
 
     def apply(self, x):
@@ -109,7 +103,7 @@ class RandomTranslate(Transform):
 
     def __init__(self, max_shift, fill=0, seed=None):
         super().__init__(seed)
-        self.max_shift = _pair(max_shift, "RandomTranslate", "max_shift")
+        self.max_shift = fastconv.pair(max_shift, "RandomTranslate max_shift", 0)
         self.fill = fill
 
     def apply(self, x):

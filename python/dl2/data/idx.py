@@ -149,7 +149,7 @@ def _locate(name, path):
     raise FileNotFoundError(
         f"{name} IDX files not found. Searched: {', '.join(dirs)}. "
         f"Put {files} in one of them (e.g. set DL2_DATA=/some/dir and use /some/dir/{name}), "
-        f"or pass download=True when online. {hint}".rstrip()
+        f"or let dl2 download them when online (download=True; on the command line: --download). {hint}".rstrip()
     )
 
 

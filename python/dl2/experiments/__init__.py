@@ -3,7 +3,8 @@
 Each experiment trains small networks (or inspects a kernel), writes ``<out>/<name>.json`` with its numbers and
 ``<out>/<name>.png`` (with matplotlib, the ``plot`` extra; otherwise only the JSON), and prints a table and the
 lesson to draw from it. Data: MNIST when its files are found, else Fashion-MNIST, else the embedded 8x8 digits
-(``--dataset`` chooses). ``--quick`` runs in about a minute, ``--tiny`` in seconds (used by the tests).
+(``--dataset`` chooses). ``--quick`` subsamples (each experiment then takes seconds to about a minute on 2 cores),
+``--tiny`` runs in seconds (used by the tests). ``python -m dl2.experiments list`` prints the names.
 
 =========================  =====================================================================================
 ``vanishing_gradient``     sigmoid/ReLU x N(0, 0.01)/Xavier/He: accuracy and per-layer gradient norms
@@ -20,10 +21,15 @@ import os
 
 from ._common import MODES, Context, pyplot, save_figure, write_json
 
-__all__ = ["EXPERIMENTS", "run", "Context"]
+__all__ = ["EXPERIMENTS", "run", "descriptions", "Context"]
 
 EXPERIMENTS = ["vanishing_gradient", "weight_init_histograms", "batch_norm", "optimizers", "overfitting",
                "conv_nets", "im2col"]
+
+
+def descriptions():
+    """``[(name, one-line description)]`` of every experiment, in order."""
+    return [(name, load(name).TITLE) for name in EXPERIMENTS]
 
 
 def load(name):
@@ -34,12 +40,12 @@ def load(name):
     return importlib.import_module(f".{key}", __name__)
 
 
-def run(name, mode="full", dataset="auto", out=None, seed=0, epochs=None, plot=True, print_fn=print):
+def run(name, mode="full", dataset="auto", out=None, seed=0, epochs=None, plot=True, print_fn=print, download=False):
     """Run experiment ``name``; write its JSON (and PNG) into ``out`` (default ``runs/<name>``); return the result
     dict (also holding ``json_path`` and ``png_path``, None when no plot was written)."""
     module = load(name)
     key = module.__name__.rsplit(".", 1)[1]
-    ctx = Context(key, mode=mode, dataset=dataset, seed=seed, epochs=epochs, out=out)
+    ctx = Context(key, mode=mode, dataset=dataset, seed=seed, epochs=epochs, out=out, download=download)
     print_fn(f"== {key} ({mode}) ==")
     result = module.run(ctx)
     result = {"experiment": key, "mode": mode, "seed": seed, "title": module.TITLE, "lesson": module.LESSON,

@@ -1,17 +1,20 @@
-"""``python -m dl2.experiments NAME [--quick | --tiny] [--out DIR] [--dataset auto|digits|mnist|fashion-mnist]``."""
+"""``python -m dl2.experiments NAME [--quick | --tiny] [--out DIR] [--dataset auto|digits|mnist|fashion-mnist]``;
+``python -m dl2.experiments list`` prints the experiments with a one-line description of each."""
 import argparse
 import os
 import sys
 
-from . import EXPERIMENTS, run
+from . import EXPERIMENTS, descriptions, run
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dl2.experiments",
                                      description="Run a teaching experiment; writes <out>/<name>.json and .png.")
-    parser.add_argument("name", choices=EXPERIMENTS + ["all"], help="experiment to run ('all': every one)")
+    parser.add_argument("name", choices=EXPERIMENTS + ["all", "list"],
+                        help="experiment to run ('all': every one; 'list': print them with a description)")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a run of about a minute (subsampled data, fewer epochs)")
+    size.add_argument("--quick", action="store_true",
+                      help="subsampled data and fewer epochs: seconds to about a minute per experiment on 2 cores")
     size.add_argument("--tiny", action="store_true", help="a run of a few seconds (for tests and smoke checks)")
     parser.add_argument("--out", help="output directory (default: runs/<name>)")
     parser.add_argument("--dataset", default="auto", choices=["auto", "digits", "mnist", "fashion-mnist"],
@@ -20,7 +23,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="fastconv threads (default: all cores)")
     parser.add_argument("--no-plot", action="store_true", help="write only the JSON")
+    parser.add_argument("--download", action="store_true",
+                        help="download a missing MNIST / Fashion-MNIST chosen with --dataset (needs a network)")
     args = parser.parse_args(argv)
+    if args.name == "list":
+        width = max(len(name) for name in EXPERIMENTS)
+        for name, title in descriptions():
+            print(f"{name:<{width}}  {title}")
+        return 0
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")
     if args.threads:
@@ -32,7 +42,7 @@ def main(argv=None):
         for name in names:
             out = args.out if args.out is None or len(names) == 1 else os.path.join(args.out, name)
             run(name, mode=mode, dataset=args.dataset, out=out, seed=args.seed, epochs=args.epochs,
-                plot=not args.no_plot)
+                plot=not args.no_plot, download=args.download)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..data import load_dataset
 
-#: Run sizes. ``full``: whole data set; ``quick``: about a minute; ``tiny``: a few seconds (tests).
+#: Run sizes. ``full``: whole data set; ``quick``: subsampled, each experiment at most about a minute on 2 cores;
+#: ``tiny``: a few seconds (tests).
 MODES = {
     "full": {"n_train": None, "n_test": None},
     "quick": {"n_train": 5000, "n_test": 1000},
@@ -17,14 +18,16 @@ MODES = {
 
 class Context:
     """Options of one run: ``mode`` (``full``/``quick``/``tiny``), ``dataset`` (``auto``, ``digits``, ``mnist``,
-    ``fashion-mnist``), ``seed``, ``epochs`` (None: the experiment's default for the mode), ``out`` directory."""
+    ``fashion-mnist``), ``seed``, ``epochs`` (None: the experiment's default for the mode), ``out`` directory,
+    ``download`` (fetch a missing MNIST / Fashion-MNIST named by ``dataset``)."""
 
-    def __init__(self, name, mode="full", dataset="auto", seed=0, epochs=None, out=None):
+    def __init__(self, name, mode="full", dataset="auto", seed=0, epochs=None, out=None, download=False):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
         self.name, self.mode, self.dataset, self.seed, self.epochs = name, mode, dataset, int(seed), epochs
         self.out = out if out is not None else os.path.join("runs", name)
         self.dataset_name = None
+        self.download = bool(download)
         self._cache = {}
 
     def pick(self, table):
@@ -42,7 +45,7 @@ class Context:
         key = (flatten, n_train, n_test)
         if key in self._cache:
             return self._cache[key]
-        name, ((x, t), (xt, tt)) = _load(self.dataset)
+        name, ((x, t), (xt, tt)) = _load(self.dataset, self.download)
         self.dataset_name = name
         sizes = MODES[self.mode]
         rng = np.random.default_rng(1000 + self.seed)
@@ -64,10 +67,12 @@ class Context:
                 f"{tuple(train[0].shape[1:])}")
 
 
-def _load(dataset):
+def _load(dataset, download=False):
     dataset = str(dataset).lower()
-    if dataset != "auto":
+    if dataset == "digits":
         return dataset, load_dataset(dataset)
+    if dataset != "auto":
+        return dataset, load_dataset(dataset, download=download)
     for name in ("mnist", "fashion-mnist"):
         try:
             return name, load_dataset(name)
@@ -109,11 +114,24 @@ def pyplot():
     return plt
 
 
+def epoch_axis(ax, label="epoch"):
+    """Label the x axis of a per-epoch plot and put its ticks at whole epochs only."""
+    from matplotlib.ticker import MaxNLocator
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def legend_outside(ax, **kwargs):
+    """A legend below the axes, where it can never hide data."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False, **kwargs)
+
+
 def save_figure(fig, path):
+    """Write ``fig`` as a PNG at ``path`` (a temporary file renamed over it), legends outside the axes included."""
     plt = pyplot()
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=90)
+    fig.savefig(tmp, dpi=90, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)
 

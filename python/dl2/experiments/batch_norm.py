@@ -6,7 +6,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..models import MLP
 from ..optim import SGD
 from ..trainer import Trainer
-from ._common import chance
+from ._common import chance, epoch_axis
 
 TITLE = "Batch norm vs none, by initial weight std (5 hidden layers of 100, ReLU, SGD lr 0.01)"
 LESSON = ("Without batch norm the net only trains in a narrow band of initial scales: too small and the signal "
@@ -73,6 +73,8 @@ def plot(result, plt):
             ax.plot(np.arange(1, len(acc) + 1), acc, style, label=label + (" (diverged)" if r[key]["diverged"] else ""))
         ax.set_title(f"w std = {r['scale']:.2g}", fontsize=9)
         ax.set_ylim(0, 1)
+        ax.set_ylabel("training accuracy", fontsize=8)
+        epoch_axis(ax)
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(runs):]:
         ax.axis("off")

@@ -8,6 +8,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..models import MLP
 from ..optim import SGD
 from ..trainer import Trainer
+from ._common import epoch_axis
 
 TITLE = "Overfitting: 300 training samples, 6x100 ReLU MLP, SGD lr 0.01"
 LESSON = ("The baseline learns the 300 training samples perfectly while test accuracy stalls far below: a large "
@@ -60,7 +61,7 @@ def plot(result, plt):
         ax.plot(epochs, r["train_accuracy"], label="train")
         ax.plot(epochs, r["test_accuracy"], label="test")
         ax.set_title(f"{name}\ngap {r['gap']:.3f}", fontsize=9)
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylim(0, 1.02)
     axes[0].set_ylabel("accuracy")
     axes[0].legend()

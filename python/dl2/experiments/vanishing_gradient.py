@@ -7,7 +7,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..models import MLP
 from ..optim import SGD
 from ..trainer import Trainer
-from ._common import chance
+from ._common import chance, epoch_axis, legend_outside
 
 TITLE = "Vanishing gradients: activation x weight initialisation"
 LESSON = ("With sigmoid units and weights drawn from N(0, 0.01) every hidden unit outputs ~0.5 for every input and the "
@@ -58,15 +58,16 @@ def plot(result, plt):
         epochs = np.arange(1, len(r["test_accuracy"]) + 1)
         ax1.plot(epochs, r["test_accuracy"], "o-", label=label)
     ax1.axhline(result["chance"], color="gray", ls=":", label="chance")
-    ax1.set(xlabel="epoch", ylabel="test accuracy", title="accuracy", ylim=(0, 1))
-    ax1.legend()
+    ax1.set(ylabel="test accuracy", title="accuracy", ylim=(0, 1))
+    epoch_axis(ax1)
+    legend_outside(ax1)
     width = 0.2
     for i, (label, r) in enumerate(result["runs"].items()):
         first = [r["grad_norm"][name][0] for name in LAYER_NAMES]
         ax2.bar(np.arange(3) + (i - 1.5) * width, first, width, label=label)
     ax2.set_yscale("log")
     ax2.set_xticks(range(3), LAYER_NAMES)
-    ax2.set(ylabel="mean gradient L2 norm, epoch 1", title="per-layer gradient norms")
-    ax2.legend(fontsize=8)
+    ax2.set(xlabel="layer", ylabel="mean gradient L2 norm, epoch 1", title="per-layer gradient norms")
+    legend_outside(ax2)
     fig.suptitle(TITLE + f" -- {result['data']}", fontsize=10)
     return fig

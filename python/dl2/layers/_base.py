@@ -1,7 +1,8 @@
-"""Helpers shared by the layers: input checking, per-sample shape checks at build time, int pairs."""
-import numbers
+"""Helpers shared by the layers: input checking, per-sample shape checks at build time, window geometry."""
 
-import numpy as np
+import fastconv
+
+from ..checks import real_array
 
 
 class LayerMixin:
@@ -22,7 +23,7 @@ class LayerMixin:
         name = type(self).__name__
         if not self.built:
             raise RuntimeError(f"{name} is not built: call build(input_shape, dtype) first (Sequential does this)")
-        x = np.asarray(x)
+        x = real_array(x, name)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         want = self.input_shape
@@ -53,22 +54,6 @@ def expect_size(layer, given, actual, what, input_shape):
                          f"(per-sample input shape {tuple(input_shape)})")
 
 
-def pair(value, name, minimum):
-    """An int or an ``(h, w)`` pair as a tuple of two ints ``>= minimum``."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in items):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in items):
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
 def window_output_hw(layer, hw, kernel, stride, padding):
-    """``(OH, OW) = (H + 2p - k) // s + 1`` per axis; ``ValueError`` when the window does not fit."""
-    out = []
-    for size, k, s, p in zip(hw, kernel, stride, padding):
-        if k > size + 2 * p:
-            raise ValueError(f"{type(layer).__name__}: kernel {kernel} is larger than the padded input "
-                             f"{tuple(d + 2 * q for d, q in zip(hw, padding))}")
-        out.append((size + 2 * p - k) // s + 1)
-    return tuple(out)
+    """``(OH, OW)`` of a windowed layer (:func:`fastconv.output_hw`); the error names the layer."""
+    return fastconv.output_hw(hw, kernel, stride, padding, what=f"{type(layer).__name__}: kernel")

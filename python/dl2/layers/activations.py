@@ -1,6 +1,7 @@
 """Element-wise activations and softmax. Shapes are preserved: ``(N, ...)`` -> ``(N, ...)``."""
 import numpy as np
 
+from ..checks import number
 from ..module import Module
 from ._base import LayerMixin
 
@@ -30,7 +31,7 @@ class LeakyReLU(LayerMixin, Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = number(negative_slope, "LeakyReLU", "negative_slope")
 
     def forward(self, x):
         x = self._input(x, "any")
@@ -71,7 +72,7 @@ class Swish(LayerMixin, Module):
 
     def __init__(self, beta=1.0):
         super().__init__()
-        self.beta = float(beta)
+        self.beta = number(beta, "Swish", "beta")
 
     def forward(self, x):
         x = self._input(x, "any")

@@ -1,11 +1,13 @@
-"""2-D convolution on the fastconv kernels."""
+"""2-D convolution (on the kernel backend, :mod:`dl2.backend`)."""
 import numpy as np
 
 import fastconv
 
 from .. import init
+from ..backend import get_backend
+from ..checks import integer
 from ..module import Module, Parameter
-from ._base import LayerMixin, expect_rank, expect_size, pair, window_output_hw
+from ._base import LayerMixin, expect_rank, expect_size, window_output_hw
 
 __all__ = ["Conv2D"]
 
@@ -22,14 +24,12 @@ class Conv2D(LayerMixin, Module):
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, bias=True, weight_init="he",
                  in_channels=None):
         super().__init__()
-        if int(out_channels) < 1:
-            raise ValueError(f"Conv2D: out_channels must be >= 1, got {out_channels!r}")
-        self.out_channels = int(out_channels)
-        self.kernel_size = pair(kernel_size, "Conv2D kernel_size", 1)
-        self.stride = pair(stride, "Conv2D stride", 1)
-        self.padding = pair(padding, "Conv2D padding", 0)
+        self.out_channels = integer(out_channels, "Conv2D", "out_channels", 1)
+        self.kernel_size = fastconv.pair(kernel_size, "Conv2D kernel_size", 1)
+        self.stride = fastconv.pair(stride, "Conv2D stride", 1)
+        self.padding = fastconv.pair(padding, "Conv2D padding", 0)
         self.in_channels = None
-        self._given_in_channels = in_channels
+        self._given_in_channels = None if in_channels is None else integer(in_channels, "Conv2D", "in_channels", 1)
         self.use_bias = bool(bias)
         self._weight_init = init.get(weight_init)
         self.weight = None
@@ -52,11 +52,11 @@ class Conv2D(LayerMixin, Module):
         x = self._input(x, "channels")
         self._x = x
         bias = self.bias.data if self.bias is not None else None
-        return fastconv.conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
+        return get_backend().conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
 
     def backward(self, dy):
-        dx, dw, db = fastconv.conv2d_backward(dy, self._x, self.weight.data, self.stride, self.padding,
-                                              need_dx=self.needs_input_grad)
+        dx, dw, db = get_backend().conv2d_backward(dy, self._x, self.weight.data, self.stride, self.padding,
+                                                   need_dx=self.needs_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

@@ -1,6 +1,7 @@
 """Dropout."""
 import numpy as np
 
+from ..checks import number
 from ..module import Module
 from ._base import LayerMixin
 
@@ -23,11 +24,9 @@ class Dropout(LayerMixin, Module):
 
     def __init__(self, p=0.5, mode="inverted", seed=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = number(p, "Dropout", "p", lo=0, hi=1, hi_open=True)
         if mode not in self.MODES:
             raise ValueError(f"Dropout: mode must be one of {self.MODES}, got {mode!r}")
-        self.p = float(p)
         self.mode = mode
         self.generator = None if seed is None else np.random.default_rng(seed)
 

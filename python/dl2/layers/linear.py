@@ -1,8 +1,9 @@
 """Fully connected layer."""
-import fastconv
 import numpy as np
 
 from .. import init
+from ..backend import get_backend
+from ..checks import integer
 from ..module import Module, Parameter
 from ._base import LayerMixin, expect_size
 
@@ -21,11 +22,9 @@ class Linear(LayerMixin, Module):
 
     def __init__(self, out_features, bias=True, weight_init="he", in_features=None):
         super().__init__()
-        if int(out_features) < 1:
-            raise ValueError(f"Linear: out_features must be >= 1, got {out_features!r}")
-        self.out_features = int(out_features)
+        self.out_features = integer(out_features, "Linear", "out_features", 1)
         self.in_features = None
-        self._given_in_features = in_features
+        self._given_in_features = None if in_features is None else integer(in_features, "Linear", "in_features", 1)
         self.use_bias = bool(bias)
         self._weight_init = init.get(weight_init)
         self.weight = None
@@ -50,10 +49,11 @@ class Linear(LayerMixin, Module):
                              f"add Flatten() before Linear")
         x = self._input(x)
         self._x = x
-        return fastconv.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+        return get_backend().linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, dy):
-        dx, dw, db = fastconv.linear_backward(dy, self._x, self.weight.data, need_dx=self.needs_input_grad)
+        dx, dw, db = get_backend().linear_backward(dy, self._x, self.weight.data,
+                                                   need_dx=self.needs_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

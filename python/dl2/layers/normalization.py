@@ -5,8 +5,9 @@ Every one has an exact backward. Scales ``gamma`` and shifts ``beta`` are Parame
 """
 import numpy as np
 
-import fastconv
 
+from ..backend import get_backend
+from ..checks import integer, number
 from ..module import Module, Parameter
 from ._base import LayerMixin, expect_rank, expect_size
 
@@ -15,7 +16,7 @@ __all__ = ["BatchNorm1D", "BatchNorm2D", "LayerNorm", "InstanceNorm2D", "GroupNo
 
 # ------------------------------------------------------------------------------------------ batch norm
 class _BatchNorm(LayerMixin):
-    """Per-channel batch normalisation on fastconv (``(N, C)`` or ``(N, C, H, W)`` batches).
+    """Per-channel batch normalisation on the kernel backend (``(N, C)`` or ``(N, C, H, W)`` batches).
 
     Training: batch statistics (biased variance to normalise) and the running statistics updated PyTorch-style,
     ``running = (1 - momentum) * running + momentum * batch``, with the UNBIASED batch variance
@@ -28,14 +29,11 @@ class _BatchNorm(LayerMixin):
 
     def __init__(self, num_features=None, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1], got {momentum!r}")
-        if not eps >= 0:
-            raise ValueError(f"{type(self).__name__}: eps must be >= 0, got {eps!r}")
+        who = type(self).__name__
         self.num_features = None
-        self._given_num_features = num_features
-        self.eps = float(eps)
-        self.momentum = float(momentum)
+        self._given_num_features = None if num_features is None else integer(num_features, who, "num_features", 1)
+        self.eps = number(eps, who, "eps", lo=0)
+        self.momentum = number(momentum, who, "momentum", lo=0, hi=1)
         self.affine = bool(affine)
         self.gamma = None
         self.beta = None
@@ -65,12 +63,13 @@ class _BatchNorm(LayerMixin):
         self._x = x
         if not self.training:
             self._train_stats = None
-            return fastconv.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
+            return get_backend().batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var,
+                                                     self.eps)
         m = x.size // x.shape[1]
         if m < 2:
             raise ValueError(f"{type(self).__name__}: training needs more than one value per channel to estimate "
                              f"a variance, got input shape {x.shape} (use a larger batch, or eval())")
-        y, mean, invstd = fastconv.batchnorm_forward(x, gamma, beta, self.eps)
+        y, mean, invstd = get_backend().batchnorm_forward(x, gamma, beta, self.eps)
         self._train_stats = mean, invstd
         biased_var = np.maximum(1.0 / invstd.astype(np.float64) ** 2 - self.eps, 0.0)
         mom = self.momentum
@@ -81,7 +80,7 @@ class _BatchNorm(LayerMixin):
     def backward(self, dy):
         gamma, _ = self._affine()
         if self._train_stats is not None:
-            dx, dgamma, dbeta = fastconv.batchnorm_backward(dy, self._x, gamma, *self._train_stats)
+            dx, dgamma, dbeta = get_backend().batchnorm_backward(dy, self._x, gamma, *self._train_stats)
         else:   # evaluation: y = gamma * xhat + beta with fixed statistics
             axes = (0,) if self._x.ndim == 2 else (0, 2, 3)
             shape = (1, -1) + (1,) * (self._x.ndim - 2)
@@ -177,7 +176,7 @@ class LayerNorm(_GroupedNorm, Module):
 
     def __init__(self, eps=1e-5, affine=True):
         super().__init__()
-        self.eps = float(eps)
+        self.eps = number(eps, "LayerNorm", "eps", lo=0)
         self.affine = bool(affine)
         self.gamma = None
         self.beta = None
@@ -222,7 +221,7 @@ class InstanceNorm2D(_ChannelGroupedNorm, Module):
 
     def __init__(self, eps=1e-5, affine=False):
         super().__init__()
-        self.eps = float(eps)
+        self.eps = number(eps, "InstanceNorm2D", "eps", lo=0)
         self.affine = bool(affine)
         self.gamma = None
         self.beta = None
@@ -242,10 +241,8 @@ class GroupNorm(_ChannelGroupedNorm, Module):
 
     def __init__(self, num_groups, eps=1e-5, affine=True):
         super().__init__()
-        if int(num_groups) < 1:
-            raise ValueError(f"GroupNorm: num_groups must be >= 1, got {num_groups!r}")
-        self.num_groups = int(num_groups)
-        self.eps = float(eps)
+        self.num_groups = integer(num_groups, "GroupNorm", "num_groups", 1)
+        self.eps = number(eps, "GroupNorm", "eps", lo=0)
         self.affine = bool(affine)
         self.gamma = None
         self.beta = None
@@ -277,12 +274,10 @@ class LocalResponseNorm(LayerMixin, Module):
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
         super().__init__()
-        if int(size) < 1:
-            raise ValueError(f"LocalResponseNorm: size must be >= 1, got {size!r}")
-        self.size = int(size)
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.k = float(k)
+        self.size = integer(size, "LocalResponseNorm", "size", 1)
+        self.alpha = number(alpha, "LocalResponseNorm", "alpha", lo=0)
+        self.beta = number(beta, "LocalResponseNorm", "beta", lo=0)
+        self.k = number(k, "LocalResponseNorm", "k", lo=0, lo_open=True)
 
     def _build(self, input_shape, dtype, rng):
         if len(input_shape) < 1:

@@ -3,8 +3,10 @@ import numpy as np
 
 import fastconv
 
+from ..backend import get_backend
+from ..checks import number
 from ..module import Module
-from ._base import LayerMixin, expect_rank, pair, window_output_hw
+from ._base import LayerMixin, expect_rank, window_output_hw
 
 __all__ = ["MaxPool2D", "AvgPool2D", "LPPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
@@ -14,9 +16,9 @@ class _Pool2D(LayerMixin):
 
     def _geometry(self, kernel_size, stride, padding):
         name = type(self).__name__
-        self.kernel_size = pair(kernel_size, f"{name} kernel_size", 1)
-        self.stride = self.kernel_size if stride is None else pair(stride, f"{name} stride", 1)
-        self.padding = pair(padding, f"{name} padding", 0)
+        self.kernel_size = fastconv.pair(kernel_size, f"{name} kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else fastconv.pair(stride, f"{name} stride", 1)
+        self.padding = fastconv.pair(padding, f"{name} padding", 0)
         if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{name}: padding {self.padding} must be at most half the kernel size {self.kernel_size}")
 
@@ -29,7 +31,7 @@ class _Pool2D(LayerMixin):
 class MaxPool2D(_Pool2D, Module):
     """Max over ``kernel_size`` windows: ``(N, C, H, W)`` -> ``(N, C, OH, OW)``; padding counts as -inf.
 
-    The gradient goes to the first maximum of each window (row-major), as in fastconv.
+    The gradient goes to the first maximum of each window (row-major), as in fastconv and its reference.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -38,14 +40,14 @@ class MaxPool2D(_Pool2D, Module):
 
     def forward(self, x):
         x = self._input(x, "channels")
-        y, self._indices = fastconv.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        y, self._indices = get_backend().maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
         self._x_shape = x.shape
         return y
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        return fastconv.maxpool2d_backward(dy, self._indices, self._x_shape)
+        return get_backend().maxpool2d_backward(dy, self._indices, self._x_shape)
 
 
 class AvgPool2D(_Pool2D, Module):
@@ -57,17 +59,20 @@ class AvgPool2D(_Pool2D, Module):
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
         super().__init__()
         self._geometry(kernel_size, stride, padding)
+        if not isinstance(count_include_pad, (bool, np.bool_)):
+            raise TypeError(f"AvgPool2D: count_include_pad must be True or False, got {count_include_pad!r}")
         self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x):
         x = self._input(x, "channels")
         self._x_shape = x.shape
-        return fastconv.avgpool2d_forward(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
+        return get_backend().avgpool2d_forward(x, self.kernel_size, self.stride, self.padding,
+                                               self.count_include_pad)
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        return fastconv.avgpool2d_backward(dy, self._x_shape, self.kernel_size, self.stride, self.padding,
+        return get_backend().avgpool2d_backward(dy, self._x_shape, self.kernel_size, self.stride, self.padding,
                                            self.count_include_pad)
 
 
@@ -85,15 +90,13 @@ class LPPool2D(_Pool2D, Module):
 
     def __init__(self, p, kernel_size, stride=None):
         super().__init__()
-        if not (np.isfinite(p) and p >= 1):
-            raise ValueError(f"LPPool2D: p must be a finite number >= 1, got {p!r}")
-        self.p = float(p)
+        self.p = number(p, "LPPool2D", "p", lo=1)
         self._geometry(kernel_size, stride, 0)
 
     def forward(self, x):
         x = self._input(x, "channels")
         area = self.kernel_size[0] * self.kernel_size[1]
-        s = fastconv.avgpool2d_forward(x ** self.p, self.kernel_size, self.stride) * area
+        s = get_backend().avgpool2d_forward(x ** self.p, self.kernel_size, self.stride) * area
         y = s ** (1.0 / self.p)
         self._x, self._s, self._y = x, s, y
         return y
@@ -105,7 +108,8 @@ class LPPool2D(_Pool2D, Module):
         area = self.kernel_size[0] * self.kernel_size[1]
         nonzero = self._s != 0
         g = np.where(nonzero, dy * self._y / np.where(nonzero, self._s, 1), 0) * area
-        spread = fastconv.avgpool2d_backward(g.astype(self.dtype), self._x.shape, self.kernel_size, self.stride)
+        spread = get_backend().avgpool2d_backward(g.astype(self.dtype), self._x.shape, self.kernel_size,
+                                                  self.stride)
         return spread * self._x ** (self.p - 1)
 
 

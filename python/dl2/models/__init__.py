@@ -9,6 +9,7 @@ input is smaller than 64 pixels.
 =====================  ==========================  ==========================================================
 registry name          constructor                 follows
 =====================  ==========================  ==========================================================
+``cnn``                :func:`SmallCNN`            the default of ``dl2 train``: two conv + batch-norm stages
 ``mlp``                :func:`MLP`                 Saito, "Deep Learning from Scratch" (2016), ch. 5-6
 ``simple_conv_net``    :func:`SimpleConvNet`       same book, ch. 7
 ``double_conv_net``    :func:`DoubleConvNet`       same book, ch. 7 (two conv stages)
@@ -22,21 +23,26 @@ registry name          constructor                 follows
 ``se_resnet``          :func:`SEResNet`            Hu et al. (2018)
 =====================  ==========================  ==========================================================
 
-``dl2.models.get("resnet", (1, 28, 28), 10, depth=20)`` builds one by name (used by ``dl2 train --model``).
+``dl2.models.get("resnet", (1, 28, 28), 10, depth=20)`` builds one by name; ``dl2 train --model`` looks models
+up here and nowhere else (add your own with ``dl2.models.REGISTRY["mine"] = constructor``, a function taking
+``input_shape``, ``num_classes`` and keyword arguments such as ``seed``).
 """
+import inspect
+
 from .alexnet import AlexNet
-from .convnets import BNConvNet, DeepConvNet, DoubleConvNet, SimpleConvNet
+from .convnets import BNConvNet, DeepConvNet, DoubleConvNet, SimpleConvNet, SmallCNN
 from .googlenet import GoogLeNet
 from .lenet import LeNet5
 from .mlp import MLP
 from .resnet import ResNet, SEResNet
 from .vgg import VGG
 
-__all__ = ["MLP", "SimpleConvNet", "DoubleConvNet", "DeepConvNet", "BNConvNet", "LeNet5", "AlexNet", "VGG",
+__all__ = ["SmallCNN", "MLP", "SimpleConvNet", "DoubleConvNet", "DeepConvNet", "BNConvNet", "LeNet5", "AlexNet", "VGG",
            "GoogLeNet", "ResNet", "SEResNet", "REGISTRY", "get", "names"]
 
 #: Model constructors by registry name.
 REGISTRY = {
+    "cnn": SmallCNN,
     "mlp": MLP,
     "simple_conv_net": SimpleConvNet,
     "double_conv_net": DoubleConvNet,
@@ -67,6 +73,12 @@ def get(name, input_shape=None, num_classes=10, **kwargs):
     key = _key(name)
     if key not in REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(names())}")
+    params = inspect.signature(REGISTRY[key]).parameters
+    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            takes = ", ".join(k for k in params if k not in ("input_shape", "num_classes"))
+            raise TypeError(f"model {key!r} has no argument {', '.join(map(repr, unknown))}; it takes {takes}")
     if input_shape is not None:
         kwargs["input_shape"] = tuple(int(s) for s in input_shape)
     return REGISTRY[key](num_classes=num_classes, **kwargs)

@@ -1,6 +1,7 @@
 """Helpers shared by the model constructors: activations by name, channel scaling, building."""
 import numpy as np
 
+from ..checks import integer, number
 from ..containers import Sequential
 from ..layers import LeakyReLU, ReLU, Sigmoid, Swish, Tanh
 
@@ -18,9 +19,7 @@ def make_activation(name):
 
 def scaled(channels, width):
     """``round(channels * width)``, at least 1: the channel (or unit) count of a width-scaled model."""
-    if not width > 0:
-        raise ValueError(f"width must be > 0, got {width!r}")
-    return max(1, int(round(channels * width)))
+    return max(1, int(round(channels * number(width, "model", "width", lo=0, lo_open=True))))
 
 
 def image_shape(input_shape, who, default=(1, 28, 28)):
@@ -40,9 +39,7 @@ def variant_and_shape(input_shape, small, who):
 
 
 def check_classes(num_classes, who):
-    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
-        raise ValueError(f"{who}: num_classes must be a positive integer, got {num_classes!r}")
-    return int(num_classes)
+    return integer(num_classes, who, "num_classes", 1)
 
 
 def build(layers, input_shape, dtype, seed, who):

@@ -9,7 +9,7 @@ import numpy as np
 from ..layers import BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from ._common import build, check_classes, image_shape, scaled
 
-__all__ = ["SimpleConvNet", "DoubleConvNet", "DeepConvNet", "BNConvNet"]
+__all__ = ["SimpleConvNet", "DoubleConvNet", "DeepConvNet", "BNConvNet", "SmallCNN"]
 
 
 def SimpleConvNet(input_shape=(1, 28, 28), num_classes=10, *, filters=30, kernel_size=5, hidden=100,
@@ -47,15 +47,15 @@ def DoubleConvNet(input_shape=(1, 28, 28), num_classes=10, *, hidden=100, weight
 
 
 def DeepConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(16, 16, 32, 32, 64, 64), hidden=50,
-                dropout=0.5, conv4_padding=1, width=1.0, dtype=np.float32, seed=None):
+                dropout=0.5, width=1.0, dtype=np.float32, seed=None):
     """Saito, "Deep Learning from Scratch", ch. 8 ``DeepConvNet`` (a small VGG-like net, ~99.4% on MNIST in the
-    book): six 3x3 convolutions ``16, 16, 32, 32, 64, 64`` (padding 1), each followed by ReLU, with a 2x2 max pool
-    after every pair, then ``Linear 50 -> ReLU -> Dropout 0.5 -> Linear num_classes -> Dropout 0.5`` (the book
-    also drops out the logits). He initialisation throughout.
+    book): six 3x3 convolutions ``16, 16, 32, 32, 64, 64``, each followed by ReLU, with a 2x2 max pool after every
+    pair, then ``Linear 50 -> ReLU -> Dropout 0.5 -> Linear num_classes -> Dropout 0.5`` (the book also drops out
+    the logits). He initialisation throughout, as in the book.
 
-    The book pads its fourth convolution by 2 (28 -> 14 -> 16 -> 8 -> 4, 64*4*4 = 1024 features); the default
-    here pads every convolution by 1 (28 -> 14 -> 7 -> 3, 64*3*3 = 576 features); ``conv4_padding=2`` gives the
-    book's geometry. Parameters for ``(1, 28, 28)``: 101,152 (with ``conv4_padding=2``: 125,328).
+    As in the book every convolution is padded by 1 except the fourth, padded by 2, so a 28x28 input goes
+    28 -> 14 -> 16 -> 8 -> 4 and the first affine layer sees 64*4*4 = 1024 features. Parameters for
+    ``(1, 28, 28)`` and 10 classes: 123,552 (convolutions 71,792, Linear 1024*50+50 = 51,250, Linear 510).
     """
     shape = image_shape(input_shape, "DeepConvNet")
     num_classes = check_classes(num_classes, "DeepConvNet")
@@ -63,7 +63,7 @@ def DeepConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(16, 16, 32
         raise ValueError(f"DeepConvNet: channels must list 6 convolution widths, got {channels!r}")
     layers = []
     for i, c in enumerate(channels):
-        layers += [Conv2D(scaled(c, width), 3, padding=conv4_padding if i == 3 else 1), ReLU()]
+        layers += [Conv2D(scaled(c, width), 3, padding=2 if i == 3 else 1), ReLU()]
         if i % 2 == 1:
             layers.append(MaxPool2D(2))
     layers += [Flatten(), Linear(scaled(hidden, width)), ReLU()]
@@ -79,7 +79,8 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
               dropout=0.3, width=1.0, dtype=np.float32, seed=None):
     """A small batch-normalised CNN (registry name ``bn_cnn``), sized for Fashion-MNIST on a 2-core CPU: per stage
     ``[Conv 3x3 pad 1 -> BatchNorm2D -> ReLU] * convs_per_stage -> MaxPool 2``, one stage per entry of
-    ``channels`` (32, 64), then ``Linear hidden -> BatchNorm1D -> ReLU -> Dropout -> Linear num_classes``.
+    ``channels`` (32, 64), then ``Linear hidden -> BatchNorm1D -> ReLU -> Dropout -> Linear num_classes``
+    (``hidden=0``: straight to ``Linear num_classes``).
     Batch normalisation after every convolution and hidden affine layer follows Ioffe & Szegedy, "Batch
     Normalization" (2015); those layers have no bias (the batch norm's shift replaces it). He initialisation.
 
@@ -93,8 +94,18 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
         for _ in range(int(convs_per_stage)):
             layers += [Conv2D(scaled(c, width), 3, padding=1, bias=False), BatchNorm2D(), ReLU()]
         layers.append(MaxPool2D(2))
-    layers += [Flatten(), Linear(scaled(hidden, width), bias=False), BatchNorm1D(), ReLU()]
-    if dropout:
-        layers.append(Dropout(dropout))
+    layers.append(Flatten())
+    if hidden:
+        layers += [Linear(scaled(hidden, width), bias=False), BatchNorm1D(), ReLU()]
+        if dropout:
+            layers.append(Dropout(dropout))
     layers.append(Linear(num_classes))
     return build(layers, shape, dtype, seed, "BNConvNet")
+
+
+def SmallCNN(input_shape=(1, 8, 8), num_classes=10, *, channels=(16, 32), width=1.0, dtype=np.float32, seed=None):
+    """The default network of ``dl2 train`` (registry name ``cnn``): :func:`BNConvNet` without the hidden affine
+    layer, ``[Conv 3x3 pad 1 -> BatchNorm2D -> ReLU -> MaxPool 2] x 2 (16, 32 channels) -> Linear num_classes``.
+    For the 8x8 digits: 6,138 parameters. Works for any image of at least 4x4 pixels (28x28 MNIST too).
+    """
+    return BNConvNet(input_shape, num_classes, channels=channels, hidden=0, width=width, dtype=dtype, seed=seed)

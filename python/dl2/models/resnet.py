@@ -2,8 +2,8 @@
 recognition", CVPR 2016) and SE-ResNet (Hu, Shen & Sun, "Squeeze-and-excitation networks", CVPR 2018)."""
 import numpy as np
 
-from ..containers import Residual, SqueezeExcite
-from ..layers import BatchNorm2D, Conv2D, GlobalAvgPool2D, Linear, MaxPool2D, ReLU
+from ..containers import Residual
+from ..layers import BatchNorm2D, Conv2D, GlobalAvgPool2D, Linear, MaxPool2D, ReLU, SqueezeExcite
 from ._common import build, check_classes, scaled, variant_and_shape
 
 __all__ = ["ResNet", "SEResNet", "basic_block"]
