@@ -18,6 +18,6 @@ from . import data, optim
 from .containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite, auxiliary_loss
 from .serialization import load, load_checkpoint, save, save_checkpoint
 from .trainer import EarlyStopping, Trainer
-from . import models
+from . import distributed, models
 
 __version__ = "0.1.0"

@@ -193,6 +193,8 @@ def _parser():
     tr.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
     tr.add_argument("--threads", type=_positive_int, default=None, help="fastconv threads (default: all cores)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--sync-bn", action="store_true",
+                    help="under mpiexec: batch norm with the statistics of the global batch (SyncBatchNorm)")
 
     ev = sub.add_parser("eval", help="print the test accuracy of a saved model")
     ev.add_argument("--model", required=True, metavar="PATH", help="a model saved by 'dl2 train --save'")
@@ -272,10 +274,13 @@ def _plot(history, path, title):
 
 
 def cmd_train(args, out):
+    from .distributed import world
+    from .layers import convert_sync_batchnorm
     from .losses import SoftmaxCrossEntropy
     from .serialization import save
     from .trainer import Trainer
 
+    ranks = world()
     if args.plot:
         _check_matplotlib()
     for opt in ("save", "plot", "checkpoint"):
@@ -295,19 +300,26 @@ def cmd_train(args, out):
     validation = (x[val_idx], t[val_idx]) if n_val else None
 
     model = get_model(args.model, x.shape[1:], num_classes, args.seed)
+    if args.sync_bn:
+        convert_sync_batchnorm(model)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     print(f"model {args.model} ({model.num_parameters():,} parameters), dataset {args.dataset} "
           f"({len(train_idx)} train, {n_val} validation, {len(xt)} test), optimizer {args.optimizer} "
           f"lr {optimizer.lr:g}", file=out, flush=True)
+    if ranks.size > 1:
+        import fastconv
+        print(f"data-parallel: {ranks.size} ranks x {fastconv.get_num_threads()} threads, global batch "
+              f"{args.batch_size}{', synchronised batch norm' if args.sync_bn else ''}", file=out, flush=True)
     trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, seed=args.seed,
-                      progress=False if args.no_progress else "bar", callbacks=[_epoch_table(out)])
+                      progress=False if args.no_progress or not ranks.is_root else "bar",
+                      callbacks=[_epoch_table(out)])
     history = trainer.fit(x[train_idx], t[train_idx], epochs=args.epochs, batch_size=args.batch_size,
                           validation_data=validation, checkpoint=args.checkpoint, resume=args.resume)
     print(f"training time: {sum(history['time']):.1f} s", file=out)
-    if args.save:
+    if args.save and ranks.is_root:
         save(model, args.save)
         print(f"saved model to {args.save}", file=out)
-    if args.plot:
+    if args.plot and ranks.is_root:
         _plot(history, args.plot, f"{args.model} on {args.dataset}")
         print(f"wrote plot to {args.plot}", file=out)
     result = trainer.evaluate(xt, tt, batch_size=256)
@@ -347,6 +359,8 @@ def cmd_info(args, out):
     with contextlib.redirect_stdout(out):
         fastconv.show_config()
     print(f"models: {', '.join(model_names())}", file=out)
+    from .distributed import world
+    print(f"world: {world().describe()}", file=out)
     return 0
 
 
@@ -355,8 +369,9 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info}
 
 def main(argv=None):
     """Run the ``dl2`` command; returns the exit status (0 on success)."""
+    from .distributed import abort, world
     args = _parser().parse_args(argv)
-    out = sys.stdout
+    out = sys.stdout if world().is_root else open(os.devnull, "w")   # under mpiexec only rank 0 prints
     try:
         return COMMANDS[args.command](args, out)
     except KeyboardInterrupt:
@@ -367,5 +382,6 @@ def main(argv=None):
             raise
         message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         message = " ".join(message.split()) or type(e).__name__
-        print(f"dl2: error: {message}", file=sys.stderr)
+        print(f"dl2: error{world().where()}: {message}", file=sys.stderr)
+        abort(1)        # several ranks: end them all (the others may be waiting for this one)
         return 1

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from . import distributed
 from .callbacks import Callback, EarlyStopping, ProgressBar
 from .containers import aux_heads, auxiliary_loss
 from .data import DataLoader
@@ -93,11 +94,14 @@ class Trainer:
     masks come from the model's own seed). ``progress``: True (a per-batch bar and one line per epoch on
     stderr), ``"bar"`` (the bar only) or False. ``scheduler``: a :mod:`dl2.optim` schedule, stepped after each
     epoch. ``clip_norm``: clip the global gradient norm before each step.
+    ``data_parallel``: ``"auto"`` trains data-parallel over the MPI ranks when the process runs under
+    ``mpiexec`` with more than one rank (see :mod:`dl2.distributed`; ``batch_size`` is then the global batch),
+    True requires it, False never does it.
     The model must be built before the optimizer is created (so that it has parameters).
     """
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), callbacks=(), seed=None, progress=True,
-                 scheduler=None, clip_norm=None):
+                 scheduler=None, clip_norm=None, data_parallel="auto"):
         if not getattr(model, "built", False):
             raise ValueError("Trainer: build the model first (Sequential(..., input_shape=...) or "
                              "model.build(shape)), then create the optimizer from model.parameters()")
@@ -117,6 +121,7 @@ class Trainer:
         self.progress = progress
         self.scheduler = scheduler
         self.clip_norm = clip_norm
+        self.parallel = distributed.data_parallel(model, data_parallel)
         self.stop_training = False
         self.has_validation = False
         self.history = {}
@@ -162,6 +167,8 @@ class Trainer:
         """
         x, t = self._check_data(x, t, "evaluate")
         batch_size = _check_batch_size(batch_size)
+        n = len(x)
+        x, t = self.parallel.shard(x, t)
         sums = {"loss": 0.0}
         sums.update({name: 0.0 for name, _ in self.metrics})
         with _EvalMode(self.model):
@@ -171,7 +178,8 @@ class Trainer:
                 sums["loss"] += float(self.loss.forward(y, tb)) * len(xb)
                 for name, fn in self.metrics:
                     sums[name] += float(fn(y, tb)) * len(xb)
-        return {k: v / len(x) for k, v in sums.items()}
+        sums, _ = self.parallel.reduce_sums(sums, len(x))
+        return {k: v / n for k, v in sums.items()}
 
     def predict(self, x, batch_size=256):
         """Eval-mode outputs ``(N, *output_shape)`` in batches; see :func:`predict`."""
@@ -187,6 +195,8 @@ class Trainer:
         return extra
 
     def _save(self, path, epoch):
+        if not self.parallel.is_root:
+            return
         save_checkpoint(path, self.model, self.optimizer, epoch=epoch, history=self.history,
                         rng_states={"shuffle": self.rng.bit_generator.state}, extra=self._state())
 
@@ -241,6 +251,9 @@ class Trainer:
         if resume is not None:
             start, self.history = self._resume(resume)
         last_good = (os.fspath(resume), start) if resume is not None else None
+        self.parallel.start(self.optimizer, self.rng,
+                            (len(x), batch_size, epochs, len(xv) if validation_data is not None else 0))
+        loader = self.parallel.loader(loader)
 
         stats = _GradStats(model) if grad_stats else None
         previous_flag = getattr(model, "needs_input_grad", None)
@@ -273,6 +286,7 @@ class Trainer:
                     self._save(checkpoint, epoch + 1)
                     last_good = (os.fspath(checkpoint), epoch + 1)
         finally:
+            self.parallel.stop()
             if stats is not None:
                 stats.detach()
             if previous_flag is not None:
@@ -311,6 +325,7 @@ class Trainer:
                 if not math.isfinite(value):
                     self._diverged(f"the loss is {value}", epoch, b, n_batches, checkpoint, last_good)
                 model.backward(dy)
+                self.parallel.sync_gradients()
                 if self.clip_norm is not None:
                     clip_grad_norm(self.optimizer.params, self.clip_norm)
                 if stats is not None:
@@ -330,6 +345,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        sums, seen = self.parallel.reduce_sums(sums, seen)
         logs = {k: v / seen for k, v in sums.items()}
         logs["_start"] = start
         return logs
