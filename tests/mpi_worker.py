@@ -99,9 +99,14 @@ def fault(args):
 
 
 def mismatch(args):
-    """Rank 1 builds a wider hidden layer: the Trainer must refuse at start-up on every rank."""
-    net = model("mlp", np.float32, seed=0, hidden=16 + 8 * (distributed.world().rank == 1))
-    dl2.Trainer(net, dl2.SoftmaxCrossEntropy(), dl2.optim.SGD(net.parameters(), lr=0.1))
+    """Rank 1 builds a wider hidden layer (``model``) or has fewer samples (``data``): the Trainer must refuse
+    at start-up on every rank."""
+    odd = distributed.world().rank == 1
+    net = model("mlp", np.float32, seed=0, hidden=16 + 8 * (odd and args.what == "model"))
+    trainer = dl2.Trainer(net, dl2.SoftmaxCrossEntropy(), dl2.optim.SGD(net.parameters(), lr=0.1), progress=False)
+    x, t = digits(np.float32)
+    n = len(x) - 10 * (odd and args.what == "data")
+    trainer.fit(x[:n], t[:n], epochs=1, batch_size=32)
 
 
 def main(argv=None):
@@ -124,7 +129,8 @@ def main(argv=None):
     fa = sub.add_parser("fault")
     fa.add_argument("--rank", type=int, default=1)
     fa.add_argument("--how", choices=("raise", "kill"), default="raise")
-    sub.add_parser("mismatch")
+    mi = sub.add_parser("mismatch")
+    mi.add_argument("--what", choices=("model", "data"), default="model")
     args = p.parse_args(argv)
     {"train": train, "sync-bn-layer": sync_bn_layer, "fault": fault, "mismatch": mismatch}[args.command](args)
 

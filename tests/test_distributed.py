@@ -97,6 +97,14 @@ def test_slice_bounds_cut_every_batch_into_consecutive_near_equal_slices(n, size
     assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
+def test_plan_buckets_fuses_parameters_in_reverse_order():
+    params = [dl2.Parameter(np.zeros(n, np.float32)) for n in (10, 300, 20, 30, 40)]
+    buckets = distributed.plan_buckets(params + params[:2], bucket_bytes=400)       # repeats are dropped
+    assert [[p.size for p in b] for b in buckets] == [[40, 30, 20], [300], [10]]
+    mixed = [dl2.Parameter(np.zeros(4, np.float64)), dl2.Parameter(np.zeros(4, np.float32))]
+    assert [len(b) for b in distributed.plan_buckets(mixed)] == [1, 1]              # one dtype per buffer
+
+
 def test_default_threads_share_the_cores():
     cores = len(os.sched_getaffinity(0))
     assert distributed.default_threads(1) == cores
@@ -262,7 +270,13 @@ def test_sigkill_of_one_rank_ends_mpiexec():
 
 
 def test_mismatched_models_fail_at_start_up_with_a_clear_error():
-    code, _, err = launch(2, sys.executable, WORKER, "mismatch", timeout=60)
+    code, _, err = launch(2, sys.executable, WORKER, "mismatch", "--what", "model", timeout=60)
     assert code != 0
     assert "the model on rank 1 differs from rank 0's" in err and "'1.weight'" in err
     assert "(64, 24)" in err and "(64, 16)" in err
+
+
+def test_different_amounts_of_data_fail_at_start_up_with_a_clear_error():
+    code, _, err = launch(2, sys.executable, WORKER, "mismatch", "--what", "data", timeout=60)
+    assert code != 0
+    assert "the training plan on rank 1 differs from rank 0's: (190, 32, 1, 0) there, (200, 32, 1, 0)" in err

@@ -14,8 +14,8 @@
 See ``docs/DISTRIBUTED.md`` for the data split, the cost model, and running on a cluster.
 """
 from .parallel import DataParallel, SingleProcess, data_parallel, slice_bounds
-from .reducer import DEFAULT_BUCKET_BYTES, GradientReducer
+from .reducer import DEFAULT_BUCKET_BYTES, GradientReducer, plan_buckets
 from .world import World, abort, default_threads, world
 
 __all__ = ["World", "world", "abort", "default_threads", "DataParallel", "SingleProcess", "data_parallel",
-           "slice_bounds", "GradientReducer", "DEFAULT_BUCKET_BYTES"]
+           "slice_bounds", "GradientReducer", "plan_buckets", "DEFAULT_BUCKET_BYTES"]

@@ -62,12 +62,12 @@ def _signature(model):
             for name, v in items]
 
 
-def _first_difference(mine, root):
-    for a, b in zip(mine, root):
+def _first_difference(theirs, root):
+    for a, b in zip(theirs, root):
         if a != b:
-            return (f"{a[0]} {a[1]!r} has shape {a[2]} and dtype {np.dtype(a[3])} here, rank 0 has "
-                    f"{b[0]} {b[1]!r} with shape {b[2]} and dtype {np.dtype(b[3])}")
-    return f"it has {len(mine)} parameters and buffers, rank 0's model has {len(root)}"
+            return (f"{a[0]} {a[1]!r} with shape {a[2]} and dtype {np.dtype(a[3])} there, "
+                    f"{b[0]} {b[1]!r} with shape {b[2]} and dtype {np.dtype(b[3])} on rank 0")
+    return f"{len(theirs)} parameters and buffers there, {len(root)} on rank 0"
 
 
 class DataParallel:
@@ -98,8 +98,8 @@ class DataParallel:
     def start(self, optimizer, rng, plan):
         """Check ``plan`` (sizes that fix the number of steps) and broadcast rank 0's training state."""
         self._check_same("training plan", plan,
-                         lambda mine, root: f"{mine} here, rank 0 has {root} (number of samples, batch "
-                                            "size, epochs, validation samples must agree)")
+                         lambda theirs, root: f"{theirs} there, {root} on rank 0 (number of samples, "
+                                              "batch size, epochs, validation samples must agree)")
         for p in self.model.parameters():
             self.world.broadcast_array(p.data)
         for module in self.model.modules():
@@ -129,7 +129,7 @@ class DataParallel:
     def shard(self, x, t):
         """This rank's consecutive shard of ``(x, t)`` (every rank must pass data of the same length)."""
         self._check_same("evaluation data length", len(x),
-                         lambda mine, root: f"{mine} samples here, {root} on rank 0")
+                         lambda theirs, root: f"{theirs} samples there, {root} on rank 0")
         lo, hi = slice_bounds(len(x), self.size, self.rank)
         return x[lo:hi], t[lo:hi]
 

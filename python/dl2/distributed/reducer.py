@@ -13,10 +13,29 @@ import time
 
 import numpy as np
 
-__all__ = ["GradientReducer", "DEFAULT_BUCKET_BYTES"]
+__all__ = ["GradientReducer", "plan_buckets", "DEFAULT_BUCKET_BYTES"]
 
 #: Default bucket size: 1 MiB of gradients per all-reduce.
 DEFAULT_BUCKET_BYTES = 1 << 20
+
+
+def plan_buckets(params, bucket_bytes=DEFAULT_BUCKET_BYTES):
+    """The buckets of ``params`` (repeats dropped): lists of parameters in reverse order, each of one dtype,
+    a new one started when the next parameter would take it past ``bucket_bytes`` (a larger parameter gets a
+    bucket of its own)."""
+    unique, seen = [], set()
+    for p in params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            unique.append(p)
+    buckets, group, size = [], [], 0
+    for p in reversed(unique):
+        if group and (size + p.data.nbytes > bucket_bytes or p.dtype != group[0].dtype):
+            buckets.append(group)
+            group, size = [], 0
+        group.append(p)
+        size += p.data.nbytes
+    return buckets + ([group] if group else [])
 
 
 class _Bucket:
@@ -45,25 +64,11 @@ class GradientReducer:
         if isinstance(bucket_bytes, bool) or int(bucket_bytes) != bucket_bytes or bucket_bytes < 1:
             raise ValueError(f"GradientReducer: bucket_bytes must be a positive integer, got {bucket_bytes!r}")
         self.comm, self.overlap = comm, bool(overlap)
-        owner_of, seen = {}, set()
+        owner_of = {}
         for _, module in model.named_modules():
             for p in module._params.values():
                 owner_of.setdefault(id(p), module)
-        params = []
-        for _, p in model.named_parameters():
-            if id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-        self.buckets = []
-        group, size = [], 0
-        for p in reversed(params):
-            if group and (size + p.data.nbytes > bucket_bytes or p.dtype != group[0].dtype):
-                self.buckets.append(_Bucket(group, group[0].dtype))
-                group, size = [], 0
-            group.append(p)
-            size += p.data.nbytes
-        if group:
-            self.buckets.append(_Bucket(group, group[0].dtype))
+        self.buckets = [_Bucket(group, group[0].dtype) for group in plan_buckets(model.parameters(), bucket_bytes)]
         self._buckets_of = {}
         for bucket in self.buckets:
             offset = 0
