@@ -78,6 +78,26 @@ def sync_bn_layer(args):
                  running_mean=layer.running_mean, running_var=layer.running_var)
 
 
+def randomness(args):
+    """Dropout masks after the start-up (same seed everywhere) and the batch sizes the augmentation sees."""
+    w = distributed.world()
+    net = dl2.Sequential(dl2.Flatten(), dl2.Dropout(0.5), dl2.Linear(10), input_shape=(1, 8, 8), seed=0)
+    seen = []
+
+    def transform(xb):
+        seen.append(len(xb))
+        return xb
+
+    x, t = digits(np.float32)
+    trainer = dl2.Trainer(net, dl2.SoftmaxCrossEntropy(), dl2.optim.SGD(net.parameters(), lr=0.1), progress=False)
+    trainer.fit(x, t, epochs=1, batch_size=32, transform=transform)
+    mask = net.layers[1].train().forward(np.ones((4, 64), np.float32)) == 0
+    masks, sizes = w.gather(mask.tolist()), w.gather(seen)
+    if w.is_root:
+        with open(args.out, "w") as f:
+            json.dump({"masks": masks, "sizes": sizes}, f)
+
+
 class _Fault(dl2.callbacks.Callback):
     def __init__(self, rank, how):
         self.rank, self.how = rank, how
@@ -129,10 +149,13 @@ def main(argv=None):
     fa = sub.add_parser("fault")
     fa.add_argument("--rank", type=int, default=1)
     fa.add_argument("--how", choices=("raise", "kill"), default="raise")
+    ra = sub.add_parser("randomness")
+    ra.add_argument("out")
     mi = sub.add_parser("mismatch")
     mi.add_argument("--what", choices=("model", "data"), default="model")
     args = p.parse_args(argv)
-    {"train": train, "sync-bn-layer": sync_bn_layer, "fault": fault, "mismatch": mismatch}[args.command](args)
+    {"train": train, "sync-bn-layer": sync_bn_layer, "fault": fault, "mismatch": mismatch,
+     "randomness": randomness}[args.command](args)
 
 
 if __name__ == "__main__":

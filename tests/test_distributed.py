@@ -220,6 +220,15 @@ def test_sync_batchnorm_across_ranks_is_batchnorm_of_the_concatenated_batch(tmp_
     np.testing.assert_allclose(r["running_var"], 0.9 + 0.1 * (1 / invstd ** 2 - 1e-5) * m / (m - 1), rtol=1e-12)
 
 
+def test_dropout_streams_differ_across_ranks_and_augmentation_sees_each_slice(tmp_path):
+    run_worker(3, "randomness", str(tmp_path / "r.json"))
+    with open(tmp_path / "r.json") as f:
+        r = json.load(f)
+    assert r["masks"][0] != r["masks"][1] != r["masks"][2]
+    # 200 samples, global batch 32: six batches of 11+11+10 and a last one of 8 = 3+3+2
+    assert r["sizes"] == [[11] * 6 + [3], [11] * 6 + [3], [10] * 6 + [2]]
+
+
 # --------------------------------------------------------------------- the dl2 command under mpiexec
 def _weights(path):
     with np.load(path) as f:

@@ -8,6 +8,8 @@
   ``B`` samples (``batch_size`` is the global batch) is cut into ``size`` consecutive slices: rank ``r`` gets
   ``B // size`` samples, plus one when ``r < B % size``. A batch with fewer samples than ranks (only the last
   batch of an epoch can be one) is skipped by every rank.
+* Randomness: the model's own generators (Dropout) get a different stream on every rank; augmentation
+  (``transform``) is applied to each rank's slice, with that rank's generator.
 * Gradients: averaged over the global batch by a :class:`~dl2.distributed.reducer.GradientReducer` (each
   rank's gradient weighted by its share of the batch), overlapped with the backward pass.
 * Evaluation: each rank evaluates one consecutive shard of the data; loss and metric sums are added over the
@@ -37,6 +39,16 @@ class SingleProcess:
 
     def start(self, optimizer, rng, plan):
         pass
+
+    def _decorrelate_generators(self):
+        """Give the model's own generators (Dropout masks) a different stream on every rank, derived from
+        their current state and the rank."""
+        for module in self.model.modules():
+            for attr, gen in list(vars(module).items()):
+                if isinstance(gen, np.random.Generator):
+                    seed = int(gen.integers(2 ** 63))
+                    fresh = type(gen.bit_generator)(np.random.SeedSequence((seed, self.rank)))
+                    gen.bit_generator.state = fresh.state
 
     def stop(self):
         pass
@@ -109,8 +121,19 @@ class DataParallel:
             for array in state.values():
                 self.world.broadcast_array(array)
         rng.bit_generator.state = self.world.broadcast(rng.bit_generator.state)
+        self._decorrelate_generators()
         self.reducer = GradientReducer(self.model, self.world.comm.Dup(), self.bucket_bytes, self.overlap)
         self.stats = self.reducer.stats
+
+    def _decorrelate_generators(self):
+        """Give the model's own generators (Dropout masks) a different stream on every rank, derived from
+        their current state and the rank."""
+        for module in self.model.modules():
+            for attr, gen in list(vars(module).items()):
+                if isinstance(gen, np.random.Generator):
+                    seed = int(gen.integers(2 ** 63))
+                    fresh = type(gen.bit_generator)(np.random.SeedSequence((seed, self.rank)))
+                    gen.bit_generator.state = fresh.state
 
     def stop(self):
         if self.reducer is not None:
@@ -119,8 +142,10 @@ class DataParallel:
             self.reducer = None
 
     def loader(self, loader):
-        """Wrap a :class:`dl2.data.DataLoader` of global batches: it yields this rank's slices."""
-        return _RankSlices(loader, self)
+        """Wrap a :class:`dl2.data.DataLoader` of global batches: it yields this rank's slices, to which the
+        loader's ``transform`` (augmentation) is then applied (it is taken off ``loader``)."""
+        transform, loader.transform = loader.transform, None
+        return _RankSlices(loader, self, transform)
 
     def sync_gradients(self):
         self.reducer.finish()
@@ -143,8 +168,8 @@ class DataParallel:
 class _RankSlices:
     """This rank's slices of the global batches of ``loader`` (see the module docstring)."""
 
-    def __init__(self, loader, parallel):
-        self.loader, self.parallel = loader, parallel
+    def __init__(self, loader, parallel, transform):
+        self.loader, self.parallel, self.transform = loader, parallel, transform
 
     def _sizes(self):
         n, b, size = self.loader.num_samples, self.loader.batch_size, self.parallel.size
@@ -168,7 +193,8 @@ class _RankSlices:
                 continue
             lo, hi = slice_bounds(len(xb), p.size, p.rank)
             p.reducer.begin((hi - lo) / len(xb))
-            yield xb[lo:hi], tb[lo:hi]
+            xb = xb[lo:hi]
+            yield (xb if self.transform is None else self.transform(xb)), tb[lo:hi]
 
 
 def data_parallel(model, mode="auto", **options):
