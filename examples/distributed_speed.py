@@ -24,6 +24,19 @@ import dl2
 from dl2 import distributed
 
 
+class _SkewTimed(distributed.DataParallel):
+    """``--skew``: a barrier before each gradient exchange, timed apart (the wait for the slowest rank), so that
+    ``wait`` is the transfer alone."""
+
+    skew = 0.0
+
+    def sync_gradients(self):
+        t0 = time.perf_counter()
+        self.world.comm.Barrier()
+        self.skew += time.perf_counter() - t0
+        super().sync_gradients()
+
+
 def train_speed(args):
     w = distributed.world()
     (x, t), _ = dl2.data.load_dataset(args.dataset)
@@ -31,10 +44,12 @@ def train_speed(args):
     x, t = x[:n], t[:n]
     model = dl2.models.get(args.model, x.shape[1:], 10, seed=0)
     opt = dl2.optim.Momentum(model.parameters(), lr=0.01)
-    parallel = (distributed.DataParallel(model, overlap=not args.no_overlap, bucket_bytes=args.bucket_bytes)
+    kind = _SkewTimed if args.skew else distributed.DataParallel
+    parallel = (kind(model, overlap=not args.no_overlap, bucket_bytes=args.bucket_bytes)
                 if w.size > 1 else distributed.SingleProcess())
     trainer = dl2.Trainer(model, dl2.SoftmaxCrossEntropy(), opt, seed=0, progress=False, data_parallel=parallel)
     trainer.fit(x[:10 * args.batch_size], t[:10 * args.batch_size], epochs=1, batch_size=args.batch_size)
+    parallel.skew = 0.0
     history = trainer.fit(x, t, epochs=1, batch_size=args.batch_size)
     seconds = history["time"][0]
     stats = getattr(parallel, "stats", {}) or {}
@@ -44,7 +59,8 @@ def train_speed(args):
             "steps": args.steps, "images_per_s": n / seconds, "s_per_step": seconds / args.steps,
             "gradient_bytes": 4 * model.num_parameters(), "buckets": stats.get("buckets"),
             "comm_s_per_step": comm / args.steps, "wait_s_per_step": stats.get("wait_seconds", 0.0) / args.steps,
-            "comm_share": comm / seconds, "loadavg": open("/proc/loadavg").read().split()[:3]}
+            "comm_share": comm / seconds, "skew_s_per_step": parallel.skew / args.steps if args.skew else None,
+            "loadavg": open("/proc/loadavg").read().split()[:3]}
 
 
 def allreduce_times(args):
@@ -142,6 +158,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-overlap", action="store_true")
+    p.add_argument("--skew", action="store_true", help="time the wait for the slowest rank apart (a barrier)")
     p.add_argument("--bucket-bytes", type=int, default=distributed.DEFAULT_BUCKET_BYTES)
     p.add_argument("--allreduce", action="store_true", help="time MPI_Allreduce instead of training")
     p.add_argument("--cost-model", action="store_true", help="print the cost-model tables (one process)")

@@ -40,16 +40,6 @@ class SingleProcess:
     def start(self, optimizer, rng, plan):
         pass
 
-    def _decorrelate_generators(self):
-        """Give the model's own generators (Dropout masks) a different stream on every rank, derived from
-        their current state and the rank."""
-        for module in self.model.modules():
-            for attr, gen in list(vars(module).items()):
-                if isinstance(gen, np.random.Generator):
-                    seed = int(gen.integers(2 ** 63))
-                    fresh = type(gen.bit_generator)(np.random.SeedSequence((seed, self.rank)))
-                    gen.bit_generator.state = fresh.state
-
     def stop(self):
         pass
 
@@ -129,7 +119,7 @@ class DataParallel:
         """Give the model's own generators (Dropout masks) a different stream on every rank, derived from
         their current state and the rank."""
         for module in self.model.modules():
-            for attr, gen in list(vars(module).items()):
+            for gen in list(vars(module).values()):
                 if isinstance(gen, np.random.Generator):
                     seed = int(gen.integers(2 ** 63))
                     fresh = type(gen.bit_generator)(np.random.SeedSequence((seed, self.rank)))
