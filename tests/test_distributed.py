@@ -16,6 +16,7 @@ import pytest
 
 import dl2
 from dl2 import cli, distributed
+from dl2.distributed import runtime
 from fastconv import reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,7 +85,22 @@ def test_world_of_one_trainer_is_unchanged():
 def test_dl2_mpi_setting_is_checked(monkeypatch):
     monkeypatch.setenv("DL2_MPI", "maybe")
     with pytest.raises(ValueError, match="DL2_MPI"):
-        distributed.world.__globals__["_discover"]()
+        runtime._discover()
+    monkeypatch.setenv("DL2_MPI", "0")
+    monkeypatch.setenv("PMI_SIZE", "4")
+    assert runtime._discover().size == 1
+
+
+def test_launched_by_mpiexec_without_mpi4py_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)        # import mpi4py now fails
+    monkeypatch.delenv("DL2_MPI", raising=False)
+    monkeypatch.setenv("PMI_SIZE", "4")
+    monkeypatch.setenv("PMI_RANK", "0")
+    with pytest.raises(RuntimeError, match=r"MPI launcher \(4 ranks\) but mpi4py cannot be imported.*"
+                                           r"pip install 'dl2\[distributed\]'"):
+        runtime._discover()
+    monkeypatch.setenv("PMI_SIZE", "1")
+    assert runtime._discover().size == 1       # mpiexec -n 1 without mpi4py: a world of one
 
 
 @pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 100])

@@ -369,19 +369,20 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info}
 
 def main(argv=None):
     """Run the ``dl2`` command; returns the exit status (0 on success)."""
-    from .distributed import abort, world
+    from .distributed import abort, where, world
     args = _parser().parse_args(argv)
-    out = sys.stdout if world().is_root else open(os.devnull, "w")   # under mpiexec only rank 0 prints
     try:
+        out = sys.stdout if world().is_root else open(os.devnull, "w")   # under mpiexec only rank 0 prints
         return COMMANDS[args.command](args, out)
     except KeyboardInterrupt:
         print("dl2: interrupted", file=sys.stderr)
+        abort(130)
         return 130
     except (CLIError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError) as e:
         if os.environ.get("DL2_DEBUG"):
             raise
         message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         message = " ".join(message.split()) or type(e).__name__
-        print(f"dl2: error{world().where()}: {message}", file=sys.stderr)
+        print(f"dl2: error{where()}: {message}", file=sys.stderr)
         abort(1)        # several ranks: end them all (the others may be waiting for this one)
         return 1

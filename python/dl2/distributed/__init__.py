@@ -15,7 +15,7 @@ See ``docs/DISTRIBUTED.md`` for the data split, the cost model, and running on a
 """
 from .parallel import DataParallel, SingleProcess, data_parallel, slice_bounds
 from .reducer import DEFAULT_BUCKET_BYTES, GradientReducer, plan_buckets
-from .world import World, abort, default_threads, world
+from .runtime import World, abort, default_threads, where, world
 
-__all__ = ["World", "world", "abort", "default_threads", "DataParallel", "SingleProcess", "data_parallel",
+__all__ = ["World", "world", "where", "abort", "default_threads", "DataParallel", "SingleProcess", "data_parallel",
            "slice_bounds", "GradientReducer", "plan_buckets", "DEFAULT_BUCKET_BYTES"]

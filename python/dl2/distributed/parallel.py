@@ -20,7 +20,7 @@
 import numpy as np
 
 from .reducer import DEFAULT_BUCKET_BYTES, GradientReducer
-from .world import world as _world
+from .runtime import world as _world
 
 __all__ = ["DataParallel", "SingleProcess", "data_parallel", "slice_bounds"]
 

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["World", "world", "abort", "default_threads"]
+__all__ = ["World", "world", "where", "abort", "default_threads"]
 
 # Environment variables that MPI launchers set in the processes they start.
 _LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE")
@@ -136,16 +136,20 @@ def world():
 
 
 # --------------------------------------------------------------------- faults
+def where():
+    """``" (rank r of n)"`` once a world of several ranks has been found, else ``""`` (for error messages)."""
+    return _world.where() if _world is not None else ""
+
+
 def abort(code=1):
     """In a world of more than one rank: flush and end EVERY rank with exit status ``code`` (``MPI_Abort``).
 
-    Does nothing in a world of one (the caller then returns ``code`` as usual).
+    Does nothing in a world of one, or when no world was found (the caller then exits with ``code`` as usual).
     """
-    w = world()
-    if w.size > 1:
+    if _world is not None and _world.size > 1:
         sys.stdout.flush()
         sys.stderr.flush()
-        w.comm.Abort(code)
+        _world.comm.Abort(code)
 
 
 def _install_abort_hook(w):
