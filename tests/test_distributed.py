@@ -208,8 +208,16 @@ def test_per_rank_batch_norm_statistics_by_default(tmp_path):
     training as one process with the whole batch."""
     ref, _ = reference_run(tmp_path, "--model", "bn")
     run_worker(2, "train", "--model", "bn", str(tmp_path / "dp.npz"))
-    got = np.load(tmp_path / "dp.npz")
+    got = dict(np.load(tmp_path / "dp.npz"))
     assert max(np.abs(got[k] - ref[k]).max() for k in ref) > 1e-6
+    # rank 0's running statistics were broadcast: the ranks' sharded evaluation is that of the saved model
+    with open(tmp_path / "dp.npz.json") as f:
+        evaluated = json.load(f)["evaluate"]
+    net = mpi_worker.model("bn", np.float64, seed=0)
+    net.load_state_dict(got)
+    x, t = mpi_worker.digits(np.float64)
+    alone = dl2.Trainer(net, dl2.SoftmaxCrossEntropy(), None, progress=False).evaluate(x, t, batch_size=37)
+    np.testing.assert_allclose(evaluated["loss"], alone["loss"], rtol=1e-12)
 
 
 @pytest.mark.parametrize("overlap", [True, False])
@@ -282,6 +290,11 @@ def test_exception_on_one_rank_ends_every_rank_with_its_message():
     code, out, err = launch(3, sys.executable, WORKER, "fault", "--rank", "1", timeout=60)
     assert code != 0
     assert "injected failure on rank 1" in err and "rank 1 of 3" in err
+
+
+def test_global_batch_smaller_than_the_ranks_is_an_error(tmp_path):
+    code, _, err = launch(3, sys.executable, "-m", "dl2", "train", "--batch-size", "2", "--epochs", "1")
+    assert code != 0 and "on 3 ranks needs a (global) batch size and a number of samples of at least 3" in err
 
 
 def test_cli_error_on_every_rank_names_the_rank(tmp_path):

@@ -14,6 +14,8 @@
   rank's gradient weighted by its share of the batch), overlapped with the backward pass.
 * Evaluation: each rank evaluates one consecutive shard of the data; loss and metric sums are added over the
   ranks, so every rank gets the global numbers (as do the epoch's training loss and metrics).
+* Buffers: rank 0's (running statistics of per-rank batch norm) are broadcast after every epoch, as DDP's
+  ``broadcast_buffers`` does, so evaluation, checkpoints and saved models agree on every rank.
 
 :func:`data_parallel` returns a :class:`SingleProcess` (every method the identity) in a world of one.
 """
@@ -39,6 +41,12 @@ class SingleProcess:
 
     def start(self, optimizer, rng, plan):
         pass
+
+    def broadcast_buffers(self):
+        """Rank 0's buffers (running statistics) on every rank; at start-up and after every epoch."""
+        for module in self.model.modules():
+            for array in module._buffers.values():
+                self.world.broadcast_array(array)
 
     def stop(self):
         pass
@@ -102,11 +110,14 @@ class DataParallel:
         self._check_same("training plan", plan,
                          lambda theirs, root: f"{theirs} there, {root} on rank 0 (number of samples, "
                                               "batch size, epochs, validation samples must agree)")
+        samples, batch_size = plan[0], plan[1]
+        if min(samples, batch_size) < self.size:
+            raise ValueError(f"data-parallel training on {self.size} ranks needs a (global) batch size and a "
+                             f"number of samples of at least {self.size}, got batch size {batch_size} and "
+                             f"{samples} samples")
         for p in self.model.parameters():
             self.world.broadcast_array(p.data)
-        for module in self.model.modules():
-            for array in module._buffers.values():
-                self.world.broadcast_array(array)
+        self.broadcast_buffers()
         for state in getattr(optimizer, "state", []):
             for array in state.values():
                 self.world.broadcast_array(array)
@@ -124,6 +135,12 @@ class DataParallel:
                     seed = int(gen.integers(2 ** 63))
                     fresh = type(gen.bit_generator)(np.random.SeedSequence((seed, self.rank)))
                     gen.bit_generator.state = fresh.state
+
+    def broadcast_buffers(self):
+        """Rank 0's buffers (running statistics) on every rank; at start-up and after every epoch."""
+        for module in self.model.modules():
+            for array in module._buffers.values():
+                self.world.broadcast_array(array)
 
     def stop(self):
         if self.reducer is not None:
@@ -185,6 +202,7 @@ class _RankSlices:
             p.reducer.begin((hi - lo) / len(xb))
             xb = xb[lo:hi]
             yield (xb if self.transform is None else self.transform(xb)), tb[lo:hi]
+        p.broadcast_buffers()      # per-rank batch norm: evaluate and save with rank 0's statistics
 
 
 def data_parallel(model, mode="auto", **options):
