@@ -20,6 +20,6 @@ from .containers import AuxHead, Concat, Residual, Sequential, auxiliary_loss
 from .evaluation import evaluate
 from .serialization import from_config, load, load_checkpoint, save, save_checkpoint, to_config
 from .trainer import EarlyStopping, Trainer
-from . import models
+from . import distributed, models
 
 __version__ = "0.1.0"

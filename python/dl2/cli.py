@@ -249,6 +249,8 @@ def _parser():
     tr.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint after every epoch")
     tr.add_argument("--resume", metavar="PATH", help="continue from a checkpoint up to --epochs epochs in total")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--sync-bn", action="store_true",
+                    help="under mpiexec: batch norm with the statistics of the global batch (SyncBatchNorm)")
 
     ev = sub.add_parser("eval", help="print the test accuracy of a saved model")
     ev.add_argument("--model", required=True, metavar="PATH", help="a model saved by 'dl2 train --save'")
@@ -339,11 +341,14 @@ def _check_paths(args):
 
 
 def cmd_train(args, out):
+    from .distributed import world
     from .evaluation import evaluate
+    from .layers import convert_sync_batchnorm
     from .losses import SoftmaxCrossEntropy
     from .serialization import save
     from .trainer import Trainer
 
+    ranks = world()
     if args.plot:
         _check_matplotlib()
     _check_paths(args)
@@ -365,6 +370,8 @@ def cmd_train(args, out):
         model = get_model(args.model, x.shape[1:], num_classes, args.seed, args.model_args)
     except TypeError as e:
         raise CLIError(f"--model-args: {e}") from None
+    if args.sync_bn:
+        convert_sync_batchnorm(model)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
     schedule = make_schedule(args.schedule, optimizer, args.epochs, args.warmup, args.step_size, args.gamma)
     transform = make_augmentation(args.augment, args.crop_padding, args.seed)
@@ -377,8 +384,12 @@ def cmd_train(args, out):
     print(f"model {args.model} ({model.num_parameters():,} parameters), dataset {args.dataset} "
           f"({len(train_idx)} train, {n_val} validation, {len(xt)} test), optimizer {args.optimizer} "
           f"lr {schedule.base_lr if schedule else optimizer.lr:g}, " + ", ".join(extras), file=out, flush=True)
+    if ranks.size > 1:
+        import fastconv
+        print(f"data-parallel: {ranks.size} ranks x {fastconv.get_num_threads()} threads, global batch "
+              f"{args.batch_size}{', synchronised batch norm' if args.sync_bn else ''}", file=out, flush=True)
     trainer = Trainer(model, loss, optimizer, seed=args.seed, scheduler=schedule,
-                      progress=False if args.no_progress else "bar", callbacks=[_epoch_table(out)])
+                      progress=False if args.no_progress or not ranks.is_root else "bar", callbacks=[_epoch_table(out)])
     start = time.perf_counter()
     history = trainer.fit(x[train_idx], t[train_idx], epochs=args.epochs, batch_size=args.batch_size,
                           validation_data=validation, checkpoint=args.checkpoint, resume=args.resume,
@@ -390,10 +401,10 @@ def cmd_train(args, out):
               f"{args.epochs}; evaluating it as it is", file=out)
     else:
         print(f"training time: {wall:.1f} s for {trainer.epochs_trained} epochs", file=out)
-    if args.save:
+    if args.save and ranks.is_root:
         save(model, args.save)
         print(f"saved model to {args.save}", file=out)
-    if args.plot:
+    if args.plot and ranks.is_root:
         _plot(history, args.plot, f"{args.model} on {args.dataset}")
         print(f"wrote plot to {args.plot}", file=out)
     result = evaluate(model, xt, tt, SoftmaxCrossEntropy(), batch_size=256)
@@ -437,6 +448,8 @@ def cmd_info(args, out):
     with contextlib.redirect_stdout(out):
         fastconv.show_config()
     print(f"models: {', '.join(model_names())}", file=out)
+    from .distributed import world
+    print(f"world: {world().describe()}", file=out)
     return 0
 
 
@@ -445,17 +458,20 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info}
 
 def main(argv=None):
     """Run the ``dl2`` command; returns the exit status (0 on success)."""
+    from .distributed import abort, where, world
     args = _parser().parse_args(argv)
-    out = sys.stdout
     try:
+        out = sys.stdout if world().is_root else open(os.devnull, "w")   # under mpiexec only rank 0 prints
         return COMMANDS[args.command](args, out)
     except KeyboardInterrupt:
         print("dl2: interrupted", file=sys.stderr)
+        abort(130)
         return 130
     except (CLIError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError) as e:
         if os.environ.get("DL2_DEBUG"):
             raise
         message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         message = " ".join(message.split()) or type(e).__name__
-        print(f"dl2: error: {message}", file=sys.stderr)
+        print(f"dl2: error{where()}: {message}", file=sys.stderr)
+        abort(1)        # several ranks: end them all (the others may be waiting for this one)
         return 1

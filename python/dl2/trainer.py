@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from . import distributed
 from .callbacks import Callback, EarlyStopping, ProgressBar
 from .containers import aux_heads, auxiliary_loss
 from .checks import integer, number
@@ -37,11 +38,14 @@ class Trainer:
     masks come from the model's own seed). ``progress``: True (a per-batch bar and one line per epoch on
     stderr), ``"bar"`` (the bar only) or False. ``scheduler``: a :mod:`dl2.optim` schedule, stepped after each
     epoch. ``clip_norm``: clip the global gradient norm before each step.
+    ``data_parallel``: ``"auto"`` trains data-parallel over the MPI ranks when the process runs under
+    ``mpiexec`` with more than one rank (see :mod:`dl2.distributed`; ``batch_size`` is then the global batch),
+    True requires it, False never does it.
     The model must be built before the optimizer is created (so that it has parameters).
     """
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), callbacks=(), seed=None, progress=True,
-                 scheduler=None, clip_norm=None):
+                 scheduler=None, clip_norm=None, data_parallel="auto"):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be a dl2 Module, got {type(model).__name__}")
         if not model.built:
@@ -68,6 +72,7 @@ class Trainer:
         self.progress = progress
         self.scheduler = scheduler
         self.clip_norm = clip_norm
+        self.parallel = distributed.data_parallel(model, data_parallel)
         self.stop_training = False
         self.has_validation = False
         self.history = {}
@@ -80,7 +85,16 @@ class Trainer:
 
         The loss is the data loss only (no weight-decay penalty); see :func:`dl2.evaluate`.
         """
-        return evaluate(self.model, x, t, self.loss, self.metrics, batch_size)
+        x, t = check_data(self.model, x, t, "evaluate", self.metrics)
+        batch_size = check_batch_size(batch_size, "evaluate")
+        n = len(x)
+        xs, ts = self.parallel.shard(x, t)          # under MPI: this rank's shard; the sums are added up
+        sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
+        if len(xs):
+            means = evaluate(self.model, xs, ts, self.loss, self.metrics, batch_size)
+            sums = {k: v * len(xs) for k, v in means.items()}
+        sums, _ = self.parallel.reduce_sums(sums, len(xs))
+        return {k: v / n for k, v in sums.items()}
 
     def predict(self, x, batch_size=256):
         """Eval-mode outputs ``(N, *output_shape)`` in batches; see :meth:`dl2.Module.predict`."""
@@ -96,6 +110,8 @@ class Trainer:
         return extra
 
     def _save(self, path, epoch):
+        if not self.parallel.is_root:
+            return
         save_checkpoint(path, self.model, self.optimizer, epoch=epoch, history=self.history,
                         rng_states={"shuffle": self.rng.bit_generator.state}, extra=self._state())
 
@@ -156,6 +172,9 @@ class Trainer:
         if resume is not None:
             start, self.history = self._resume(resume)
         last_good = (os.fspath(resume), start) if resume is not None else None
+        self.parallel.start(self.optimizer, self.rng,
+                            (len(x), batch_size, epochs, len(xv) if validation_data is not None else 0))
+        loader = self.parallel.loader(loader)
 
         stats = _GradStats(model) if grad_stats else None
         previous_flag = getattr(model, "needs_input_grad", None)
@@ -193,6 +212,7 @@ class Trainer:
                     self._save(checkpoint, epoch + 1)
                     last_good = (os.fspath(checkpoint), epoch + 1)
         finally:
+            self.parallel.stop()
             if stats is not None:
                 stats.detach()
             if previous_flag is not None:
@@ -230,6 +250,7 @@ class Trainer:
                 if not math.isfinite(value):
                     self._diverged(f"the loss is {value}", epoch, b, n_batches, checkpoint, last_good)
                 model.backward(dy)
+                self.parallel.sync_gradients()
                 if self.clip_norm is not None:
                     clip_grad_norm(self.optimizer.params, self.clip_norm)
                 if stats is not None:
@@ -249,6 +270,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        sums, seen = self.parallel.reduce_sums(sums, seen)
         logs = {k: v / seen for k, v in sums.items()}
         logs["_start"] = start
         return logs

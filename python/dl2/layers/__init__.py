@@ -13,10 +13,12 @@ from .normalization import BatchNorm1D, BatchNorm2D, GroupNorm, InstanceNorm2D, 
 from .pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, LPPool2D, MaxPool2D
 from .reshape import Flatten
 from .squeeze_excite import SqueezeExcite
+from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 
 __all__ = [
     "Linear", "Affine", "Conv2D",
     "MaxPool2D", "AvgPool2D", "LPPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "Flatten",
-    "BatchNorm1D", "BatchNorm2D", "LayerNorm", "InstanceNorm2D", "GroupNorm", "LocalResponseNorm",
+    "BatchNorm1D", "BatchNorm2D", "SyncBatchNorm", "convert_sync_batchnorm", "LayerNorm", "InstanceNorm2D",
+    "GroupNorm", "LocalResponseNorm",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Swish", "Softmax", "Dropout", "SqueezeExcite",
 ]
