@@ -6,6 +6,7 @@
               [--weight-decay 0] [--seed 0] [--save PATH] [--plot PATH] [--data-dir DIR] ...
     dl2 eval --model PATH [--dataset digits] [--data-dir DIR]
     dl2 info
+    dl2 export --model PATH --out model.onnx [--opset 17] [--keep-aux]
 
 ``train`` holds out ``--val-split`` of the training set for validation, prints a per-epoch table and ends with
 the line ``test accuracy: 0.XXXX``. Models are looked up in :data:`MODELS` (``cnn``, ``mlp``), then in the model
@@ -169,7 +170,7 @@ DATASETS = ("digits", "mnist", "fashion-mnist")
 
 def _parser():
     parser = _Parser(prog="dl2", description="Train and evaluate dl2 models.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info,export}")
     sub.required = True
 
     tr = sub.add_parser("train", help="train a model and report its test accuracy")
@@ -202,6 +203,12 @@ def _parser():
     ev.add_argument("--threads", type=_positive_int, default=None, help="fastconv threads")
 
     sub.add_parser("info", help="print the fastconv build configuration")
+
+    ex = sub.add_parser("export", help="write a saved model as an ONNX file (needs the onnx package)")
+    ex.add_argument("--model", required=True, metavar="PATH", help="a model saved by 'dl2 train --save'")
+    ex.add_argument("--out", required=True, metavar="PATH", help="the .onnx file to write")
+    ex.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset (default: dl2.onnx.DEFAULT_OPSET)")
+    ex.add_argument("--keep-aux", action="store_true", help="keep auxiliary heads as further graph outputs")
     return parser
 
 
@@ -350,7 +357,23 @@ def cmd_info(args, out):
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info}
+def cmd_export(args, out):
+    from .serialization import load
+    if not os.path.exists(args.model):
+        raise CLIError(f"--model {args.model}: no such file")
+    try:
+        from . import onnx as dl2_onnx
+    except ImportError as e:
+        raise CLIError(str(e)) from None
+    model = load(args.model)
+    opset = dl2_onnx.DEFAULT_OPSET if args.opset is None else args.opset
+    dl2_onnx.export(model, args.out, opset=opset, keep_aux=args.keep_aux)
+    print(f"wrote {args.out}: ONNX opset {opset}, input (N, {', '.join(map(str, model.input_shape))}) "
+          f"{model.dtype}, {model.num_parameters():,} parameters", file=out)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info, "export": cmd_export}
 
 
 def main(argv=None):

@@ -181,7 +181,8 @@ class _Importer:
             inferred = onnx.shape_inference.infer_shapes(self.proto, strict_mode=True)
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
             message = " ".join(str(e).split())
-            raise OnnxImportError(f"the graph's shapes do not line up (ONNX shape inference: {message})") from None
+            raise OnnxImportError(f"ONNX shape inference rejects the graph, its shapes or types do not line up "
+                                  f"({message})") from None
         shapes = {}
         g = inferred.graph
         for value in list(g.value_info) + list(g.input) + list(g.output):
@@ -596,7 +597,7 @@ class _Importer:
         weights = {n: self._const(node, i + 1, n.replace("gamma", "scale").replace("beta", "bias"))
                    for i, n in enumerate(names)}
         cls = BatchNorm1D if len(shape) == 1 else BatchNorm2D
-        args = {"eps": a.get("epsilon", 1e-5), "momentum": 1.0 - a.get("momentum", 0.9)}
+        args = {"eps": a.get("epsilon", 1e-5), "momentum": _short(1.0 - a.get("momentum", 0.9))}
         return [_Spec(cls, node, args, weights)]
 
     def _op_LayerNormalization(self, node, a, shape):
@@ -640,8 +641,13 @@ def _attrs(node):
     out = {}
     for a in node.attribute:
         value = helper.get_attribute_value(a)
-        out[a.name] = float(str(np.float32(value))) if a.type == onnx.AttributeProto.FLOAT else value
+        out[a.name] = _short(value) if a.type == onnx.AttributeProto.FLOAT else value
     return out
+
+
+def _short(value):
+    """The shortest decimal that rounds to the same float32 as ``value``."""
+    return float(str(np.float32(value)))
 
 
 def _check_kernel(node, a, kernel):
@@ -720,7 +726,7 @@ def _gate(node, gate):
         if w2.shape != (c, h):
             raise OnnxImportError(f"{_where(node)}: squeeze-excitation weights {w1.shape} and {w2.shape} do not "
                                   f"chain C -> C/r -> C")
-        reduction = next((r for r in range(1, c + 1) if max(1, c // r) == h), None)
+        reduction = next((r for r in [c // h] + list(range(1, c + 1)) if r >= 1 and max(1, c // r) == h), None)
         if reduction is None:
             raise OnnxImportError(f"{_where(node)}: squeeze-excitation with {h} hidden units for {c} channels; "
                                   f"dl2's SqueezeExcite has max(1, C // reduction) hidden units")
