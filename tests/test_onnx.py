@@ -221,7 +221,7 @@ def test_every_opset_from_13(opset):
     proto = dl2_onnx.to_onnx(model, opset=opset)
     assert proto.opset_import[0].version == opset
     x = batch(model, 2)
-    (y,) = session(proto).run(None, {"input": x}) if opset <= 21 else (model.forward(x),)
+    (y,) = session(proto).run(None, {"input": x})
     assert_close(y, model.forward(x))
     assert np.array_equal(dl2_onnx.from_onnx(proto).forward(x), model.forward(x))
 

@@ -270,8 +270,8 @@ def to_onnx(model, opset=DEFAULT_OPSET, keep_aux=False):
                               doc_string=f"dl2 {type(model).__name__}, evaluation semantics")
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))], producer_name="dl2",
                               producer_version=__version__)
-    # The IR version of the installed onnx may be newer than onnxruntime reads; the opset decides what we need.
-    proto.ir_version = min(proto.ir_version, 8)
+    # The oldest IR version that has this opset (the installed onnx's newest may be newer than runtimes read).
+    proto.ir_version = helper.find_min_ir_version_for(proto.opset_import)
     meta = {"dl2.aux_weights": json.dumps([head.weight for _, head in g.aux_outputs])} if g.aux_outputs else {}
     helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto, full_check=True)

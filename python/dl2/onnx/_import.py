@@ -147,8 +147,10 @@ class _Importer:
                                       f"(only the default ONNX domain)")
             if any(i in live for i in node.input if i):
                 if node.op_type not in SUPPORTED_OPS:
+                    hint = (" -- shapes computed at run time, e.g. PyTorch's x.view(x.size(0), -1): write "
+                            "torch.flatten(x, 1)" if node.op_type == "Shape" else "")
                     raise OnnxImportError(f"{_where(node)}: operator {node.op_type} is not supported by dl2 "
-                                          f"(supported: {', '.join(SUPPORTED_OPS)})")
+                                          f"(supported: {', '.join(SUPPORTED_OPS)}){hint}")
                 active.append(node)
                 live.update(o for o in node.output if o)
             else:
@@ -177,8 +179,18 @@ class _Importer:
             self.consts[name] = np.asarray(value)
 
     def _infer_shapes(self):
+        # Shape inference copies the model: give it the large weights as typed inputs instead of their data.
+        graph = self.proto.graph
+        small = [t for t in graph.initializer if int(np.prod(t.dims)) <= 1024]
+        large = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in graph.initializer
+                 if int(np.prod(t.dims)) > 1024]
+        inits = {t.name for t in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in inits] + large
+        light = helper.make_model(helper.make_graph(graph.node, graph.name, inputs, graph.output, small,
+                                                    value_info=graph.value_info),
+                                  opset_imports=self.proto.opset_import, ir_version=self.proto.ir_version)
         try:
-            inferred = onnx.shape_inference.infer_shapes(self.proto, strict_mode=True)
+            inferred = onnx.shape_inference.infer_shapes(light, strict_mode=True)
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
             message = " ".join(str(e).split())
             raise OnnxImportError(f"ONNX shape inference rejects the graph, its shapes or types do not line up "
