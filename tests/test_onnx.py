@@ -175,7 +175,8 @@ def test_round_trip_is_bit_for_bit(name, tmp_path):
 def test_round_trip_keeps_layer_arguments():
     model = dl2.Sequential(dl2.Conv2D(3, (3, 2), stride=(2, 1), padding=(1, 0)), dl2.LeakyReLU(0.25),
                            dl2.AvgPool2D(3, stride=1, padding=1, count_include_pad=False),
-                           dl2.LocalResponseNorm(3, alpha=2e-4, beta=0.5, k=1.5), dl2.BatchNorm2D(eps=1e-3, momentum=0.2),
+                           dl2.LocalResponseNorm(3, alpha=2e-4, beta=0.5, k=1.5),
+                           dl2.BatchNorm2D(eps=1e-3, momentum=0.2),
                            dl2.Flatten(), dl2.Dropout(0.25), dl2.Linear(4, bias=False), dl2.Softmax(),
                            input_shape=(2, 7, 6), seed=0)
     back = dl2_onnx.from_onnx(dl2_onnx.to_onnx(model))
@@ -336,7 +337,8 @@ BAD_GRAPHS = {
     "even LRN": (
         [helper.make_node("LRN", ["x"], ["y"], name="n", size=4)], {}, r"node 'n' \(LRN\): even size 4"),
     "softmax over channels": (
-        [helper.make_node("Softmax", ["x"], ["y"], name="s", axis=1)], {}, r"node 's' \(Softmax\): softmax over axis 1"),
+        [helper.make_node("Softmax", ["x"], ["y"], name="s", axis=1)], {},
+        r"node 's' \(Softmax\): softmax over axis 1"),
     "not a dl2 join": (
         [helper.make_node("Relu", ["x"], ["r"], name="r"), helper.make_node("Sub", ["x", "r"], ["y"], name="sub")],
         {}, r"node 'sub' \(Sub\): operator Sub is not supported"),

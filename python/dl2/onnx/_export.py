@@ -10,12 +10,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from dl2 import __version__
-from dl2.containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite
-from dl2.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D,
-                        GlobalMaxPool2D, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
-                        MaxPool2D, ReLU, Sigmoid, Softmax, Swish, Tanh)
-from dl2.module import Module
+# the classes by their top-level names, wherever dl2 defines them
+from dl2 import (AuxHead, AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, Dropout, Flatten, GlobalAvgPool2D,
+                 GlobalMaxPool2D, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
+                 MaxPool2D, Module, ReLU, Residual, Sequential, Sigmoid, Softmax, SqueezeExcite, Swish, Tanh,
+                 __version__)
 from dl2.serialization import atomic_replace
 
 __all__ = ["export", "to_onnx", "DEFAULT_OPSET", "MIN_OPSET"]

@@ -21,14 +21,13 @@ import os
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 from google.protobuf.message import DecodeError
+from onnx import helper, numpy_helper
 
-from dl2.containers import AuxHead, Concat, Residual, Sequential, SqueezeExcite
-from dl2.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D,
-                        GlobalMaxPool2D, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
-                        MaxPool2D, ReLU, Sigmoid, Softmax, Swish, Tanh)
-from dl2.module import Parameter
+# the classes by their top-level names, wherever dl2 defines them
+from dl2 import (AuxHead, AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, Dropout, Flatten, GlobalAvgPool2D,
+                 GlobalMaxPool2D, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
+                 MaxPool2D, Parameter, ReLU, Residual, Sequential, Sigmoid, Softmax, SqueezeExcite, Swish, Tanh)
 
 __all__ = ["load", "from_onnx", "OnnxImportError", "SUPPORTED_OPS"]
 
