@@ -192,6 +192,7 @@ def test_round_trip_keeps_layer_arguments():
 # --------------------------------------------------------------------- layers outside the zoo
 EXTRA_LAYERS = {
     "layernorm": lambda: [dl2.Conv2D(3, 3), dl2.LayerNorm()],
+    "groupnorm": lambda: [dl2.Conv2D(4, 3), dl2.GroupNorm(2), dl2.Flatten(), dl2.Linear(6), dl2.GroupNorm(3)],
     "instancenorm": lambda: [dl2.Conv2D(3, 3), dl2.InstanceNorm2D(affine=True)],
     "swish_beta": lambda: [dl2.Conv2D(3, 3), dl2.Swish(beta=1.7)],
     "lppool_even": lambda: [dl2.Conv2D(3, 3), dl2.LPPool2D(2, 2)],
@@ -206,7 +207,7 @@ EXTRA_LAYERS = {
 @pytest.mark.parametrize("name", sorted(EXTRA_LAYERS))
 def test_layers_outside_the_zoo_match_onnxruntime(name):
     model = randomize(dl2.Sequential(*EXTRA_LAYERS[name](), input_shape=(1, 7, 7), seed=0)).eval()
-    proto = dl2_onnx.to_onnx(model)
+    proto = dl2_onnx.to_onnx(model, opset=21 if name == "groupnorm" else dl2_onnx.DEFAULT_OPSET)
     x = batch(model, 2)
     (y,) = session(proto).run(None, {"input": x})
     assert_close(y, model.forward(x))
@@ -265,9 +266,14 @@ def test_cli_export(tmp_path, capsys):
 def test_export_errors():
     with pytest.raises(ValueError, match="not built"):
         dl2_onnx.to_onnx(dl2.Sequential(dl2.ReLU()))
-    model = dl2.Sequential(dl2.Conv2D(4, 3), dl2.GroupNorm(2), input_shape=(1, 5, 5))
-    with pytest.raises(TypeError, match=r"layer 1 \(GroupNorm\) has no ONNX form"):
-        dl2_onnx.to_onnx(model)
+    class Square(dl2.Module):
+        def forward(self, x):
+            return x * x
+
+    with pytest.raises(TypeError, match=r"layer 1 \(Square\) has no ONNX form"):
+        dl2_onnx.to_onnx(dl2.Sequential(dl2.Conv2D(4, 3), Square(), input_shape=(1, 5, 5)))
+    with pytest.raises(ValueError, match=r"layer 1 \(GroupNorm\) needs opset >= 21"):
+        dl2_onnx.to_onnx(dl2.Sequential(dl2.Conv2D(4, 3), dl2.GroupNorm(2), input_shape=(1, 5, 5)))
     with pytest.raises(ValueError, match="even size 4"):
         dl2_onnx.to_onnx(dl2.Sequential(dl2.LocalResponseNorm(4), input_shape=(3, 2, 2)))
     with pytest.raises(ValueError, match="opset must be an integer"):

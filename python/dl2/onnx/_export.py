@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 # the classes by their top-level names, wherever dl2 defines them
 from dl2 import (AuxHead, AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, Dropout, Flatten, GlobalAvgPool2D,
-                 GlobalMaxPool2D, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
+                 GlobalMaxPool2D, GroupNorm, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
                  MaxPool2D, Module, ReLU, Residual, Sequential, Sigmoid, Softmax, SqueezeExcite, Swish, Tanh,
                  __version__)
 from dl2.serialization import atomic_replace
@@ -144,22 +144,34 @@ def _batchnorm(g, m, x, path):
     return g.node("BatchNormalization", inputs, path, epsilon=m.eps, momentum=1.0 - m.momentum)
 
 
-def _layernorm(g, m, x, path):
-    if g.opset < 17:
-        raise ValueError(f"dl2.onnx.export: layer {path} (LayerNorm) needs opset >= 17 (LayerNormalization), "
+def _need_opset(g, path, module, opset, op):
+    if g.opset < opset:
+        raise ValueError(f"dl2.onnx.export: layer {path} ({type(module).__name__}) needs opset >= {opset} ({op}), "
                          f"got opset {g.opset}")
+
+
+def _layernorm(g, m, x, path):
+    _need_opset(g, path, m, 17, "LayerNormalization")
     scale, shift = _affine_or_constant(g, m, path, m.input_shape)
     return g.node("LayerNormalization", [x, scale, shift], path, axis=1, epsilon=m.eps)
 
 
-def _instancenorm(g, m, x, path):
+def _channel_affine(g, m, path):
+    """Per-channel scale and shift ``(C,)`` (dl2 keeps them as ``(C, 1, ...)``)."""
     c = m.input_shape[0]
-    if m.affine:   # dl2 keeps (C, 1, 1) scales; ONNX wants (C,)
-        scale = g.const(f"{path}.gamma", m.gamma.data.reshape(c))
-        shift = g.const(f"{path}.beta", m.beta.data.reshape(c))
-    else:
-        scale, shift = _affine_or_constant(g, m, path, (c,))
-    return g.node("InstanceNormalization", [x, scale, shift], path, epsilon=m.eps)
+    if m.affine:
+        return g.const(f"{path}.gamma", m.gamma.data.reshape(c)), g.const(f"{path}.beta", m.beta.data.reshape(c))
+    return _affine_or_constant(g, m, path, (c,))
+
+
+def _instancenorm(g, m, x, path):
+    return g.node("InstanceNormalization", [x, *_channel_affine(g, m, path)], path, epsilon=m.eps)
+
+
+def _groupnorm(g, m, x, path):
+    _need_opset(g, path, m, 21, "GroupNormalization with per-channel scales")
+    return g.node("GroupNormalization", [x, *_channel_affine(g, m, path)], path, num_groups=m.num_groups,
+                  epsilon=m.eps)
 
 
 def _lrn(g, m, x, path):
@@ -227,6 +239,7 @@ HANDLERS = {
     GlobalAvgPool2D: _global_pool("GlobalAveragePool"), GlobalMaxPool2D: _global_pool("GlobalMaxPool"),
     Flatten: _flatten, Dropout: _dropout,
     BatchNorm1D: _batchnorm, BatchNorm2D: _batchnorm, LayerNorm: _layernorm, InstanceNorm2D: _instancenorm,
+    GroupNorm: _groupnorm,
     LocalResponseNorm: _lrn,
 }
 

@@ -26,7 +26,7 @@ from onnx import helper, numpy_helper
 
 # the classes by their top-level names, wherever dl2 defines them
 from dl2 import (AuxHead, AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, Dropout, Flatten, GlobalAvgPool2D,
-                 GlobalMaxPool2D, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
+                 GlobalMaxPool2D, GroupNorm, InstanceNorm2D, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LPPool2D,
                  MaxPool2D, Parameter, ReLU, Residual, Sequential, Sigmoid, Softmax, SqueezeExcite, Swish, Tanh)
 
 __all__ = ["load", "from_onnx", "OnnxImportError", "SUPPORTED_OPS"]
@@ -39,11 +39,15 @@ class OnnxImportError(ValueError):
 #: Operators of the default ONNX domain that :func:`load` reads (on activations; any operator may compute
 #: constants).
 SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Concat", "Conv", "Dropout", "Flatten", "Gemm",
-                 "GlobalAveragePool", "GlobalMaxPool", "Identity", "InstanceNormalization", "LRN",
+                 "GlobalAveragePool", "GlobalMaxPool", "GroupNormalization", "Identity", "InstanceNormalization", "LRN",
                  "LayerNormalization", "LeakyRelu", "LpPool", "MatMul", "MaxPool", "Mul", "ReduceMax",
                  "ReduceMean", "Relu", "Reshape", "Sigmoid", "Softmax", "Squeeze", "Tanh", "Unsqueeze")
 
 _DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+
+#: Operators whose output has the shape and type of their first input.
+_SAME_SHAPE = ("BatchNormalization", "Dropout", "GroupNormalization", "Identity", "InstanceNormalization", "LRN",
+               "LayerNormalization", "LeakyRelu", "Relu", "Sigmoid", "Softmax", "Tanh")
 
 
 def _where(node):
@@ -178,6 +182,11 @@ class _Importer:
             self.consts[name] = np.asarray(value)
 
     def _infer_shapes(self):
+        """``{tensor: shape}`` by ONNX shape inference (strict: a graph whose shapes conflict is rejected).
+
+        Some operators defined as ONNX functions (GroupNormalization) get no inferred output; those of
+        :data:`_SAME_SHAPE` are given their input's type and the inference is run again.
+        """
         # Shape inference copies the model: give it the large weights as typed inputs instead of their data.
         graph = self.proto.graph
         small = [t for t in graph.initializer if int(np.prod(t.dims)) <= 1024]
@@ -185,22 +194,35 @@ class _Importer:
                  if int(np.prod(t.dims)) > 1024]
         inits = {t.name for t in graph.initializer}
         inputs = [i for i in graph.input if i.name not in inits] + large
-        light = helper.make_model(helper.make_graph(graph.node, graph.name, inputs, graph.output, small,
-                                                    value_info=graph.value_info),
-                                  opset_imports=self.proto.opset_import, ir_version=self.proto.ir_version)
+        value_info = list(graph.value_info)
+        while True:
+            light = helper.make_model(helper.make_graph(graph.node, graph.name, inputs, graph.output, small,
+                                                        value_info=value_info),
+                                      opset_imports=self.proto.opset_import, ir_version=self.proto.ir_version)
+            inferred = self._run_inference(light, strict=False)
+            typed = {v.name: v for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output)
+                     if v.type.tensor_type.HasField("shape")}
+            missing = [n for n in graph.node if n.op_type in _SAME_SHAPE and n.input[0] in typed
+                       and n.output[0] not in typed]
+            for n in missing:
+                value = onnx.ValueInfoProto()
+                value.CopyFrom(typed[n.input[0]])
+                value.name = n.output[0]
+                value_info.append(value)
+            if not missing:
+                break
+        self._run_inference(light, strict=True)
+        return {name: tuple(d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim)
+                for name, v in typed.items()}
+
+    @staticmethod
+    def _run_inference(model, strict):
         try:
-            inferred = onnx.shape_inference.infer_shapes(light, strict_mode=True)
+            return onnx.shape_inference.infer_shapes(model, strict_mode=strict).graph
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
             message = " ".join(str(e).split())
             raise OnnxImportError(f"ONNX shape inference rejects the graph, its shapes or types do not line up "
                                   f"({message})") from None
-        shapes = {}
-        g = inferred.graph
-        for value in list(g.value_info) + list(g.input) + list(g.output):
-            t = value.type.tensor_type
-            if t.HasField("shape"):
-                shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
-        return shapes
 
     def _shape(self, name, node):
         """Per-sample shape (without the batch axis) of tensor ``name``, all dimensions known."""
@@ -627,6 +649,15 @@ class _Importer:
         weights = {"gamma": self._const(node, 1, "scale").reshape(c, 1, 1),
                    "beta": self._const(node, 2, "bias").reshape(c, 1, 1)}
         return [_Spec(InstanceNorm2D, node, {"eps": a.get("epsilon", 1e-5), "affine": True}, weights)]
+
+    def _op_GroupNormalization(self, node, a, shape):
+        if self.opset < 21:
+            raise OnnxImportError(f"{_where(node)}: opset {self.opset} GroupNormalization has per-group scales "
+                                  f"(deprecated); dl2 reads the per-channel form of opset 21")
+        unit = (shape[0],) + (1,) * (len(shape) - 1)
+        weights = {"gamma": self._const(node, 1, "scale").reshape(unit),
+                   "beta": self._const(node, 2, "bias").reshape(unit)}
+        return [_Spec(GroupNorm, node, {"num_groups": a["num_groups"], "eps": a.get("epsilon", 1e-5)}, weights)]
 
     def _op_LRN(self, node, a, shape):
         size = a["size"]
