@@ -197,6 +197,9 @@ EXTRA_LAYERS = {
     "swish_beta": lambda: [dl2.Conv2D(3, 3), dl2.Swish(beta=1.7)],
     "lppool_even": lambda: [dl2.Conv2D(3, 3), dl2.LPPool2D(2, 2)],
     "lppool_odd": lambda: [dl2.Conv2D(3, 3), dl2.ReLU(), dl2.LPPool2D(3, 2)],
+    "avgpool_padded": lambda: [dl2.Conv2D(3, 2), dl2.AvgPool2D(3, stride=2, padding=1, count_include_pad=False),
+                               dl2.AvgPool2D(2, stride=1, padding=1), dl2.MaxPool2D(2, stride=1, padding=1)],
+    "concat_height": lambda: [dl2.Concat([dl2.Conv2D(2, 1)], [dl2.Conv2D(2, (2, 1)), dl2.ReLU()], axis=1)],
     "global_max": lambda: [dl2.Conv2D(3, 3), dl2.Tanh(), dl2.GlobalMaxPool2D(), dl2.Sigmoid()],
     "global_keepdims": lambda: [dl2.Conv2D(3, 3), dl2.GlobalAvgPool2D(keepdims=True), dl2.Conv2D(2, 1)],
     "concat_residual": lambda: [dl2.Concat([dl2.Conv2D(2, 1)], [dl2.MaxPool2D(3, stride=1, padding=1)]),
@@ -352,6 +355,11 @@ BAD_GRAPHS = {
         [helper.make_node("Relu", ["x"], ["r"], name="r"), helper.make_node("Tanh", ["x"], ["t"], name="t"),
          helper.make_node("Mul", ["r", "t"], ["y"], name="mul")],
         {}, r"node 'mul' \(Mul\): joins 2 branches"),
+    "shared node": (    # a = conv(x); y = (a + sigmoid(x)) + a: the convolution would be needed twice
+        [helper.make_node("Conv", ["x", "w"], ["a"], name="conv", pads=[1, 1, 1, 1]),
+         helper.make_node("Sigmoid", ["x"], ["b"], name="sig"), helper.make_node("Add", ["a", "b"], ["c"], name="add1"),
+         helper.make_node("Add", ["c", "a"], ["y"], name="add2")],
+        {"w": np.ones((1, 1, 3, 3))}, r"node 'conv' \(Conv\): its output feeds branches"),
     "batch-norm training mode": (
         [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "m2", "v2"], name="bn",
                           training_mode=1)],
@@ -389,3 +397,17 @@ def test_input_must_be_float_with_static_per_sample_shape():
     proto.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
     with pytest.raises(OnnxImportError, match="element type INT64"):
         dl2_onnx.from_onnx(proto)
+
+
+def test_without_the_onnx_package_the_error_says_what_to_install(tmp_path):
+    import subprocess
+    import sys
+    saved = tmp_path / "m.npz"
+    dl2.save(models.LeNet5(seed=0), saved)
+    code = ("import sys; sys.modules['onnx'] = None\n"      # as if onnx were not installed
+            "from dl2 import cli\n"
+            f"sys.exit(cli.main(['export', '--model', {str(saved)!r}, '--out', {str(tmp_path / 'm.onnx')!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert 'dl2.onnx needs the onnx package: pip install "dl2[onnx]"' in result.stderr
+    assert not (tmp_path / "m.onnx").exists()

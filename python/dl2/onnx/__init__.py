@@ -12,7 +12,7 @@ imported inside it is always the real ``onnx`` package.
 """
 try:
     import onnx as _onnx  # noqa: F401  (the real package: absolute import)
-except ImportError as e:  # pragma: no cover - the test extra installs onnx
+except ImportError as e:
     raise ImportError("dl2.onnx needs the onnx package: pip install \"dl2[onnx]\" (or pip install onnx)") from e
 
 from dl2.onnx._export import DEFAULT_OPSET, export, to_onnx

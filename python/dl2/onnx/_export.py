@@ -208,7 +208,8 @@ def _residual(g, m, x, path):
 
 def _concat(g, m, x, path):
     outs = [_emit(g, b, x, _child(path, f"branch{i}")) for i, b in enumerate(m.branches)]
-    return g.node("Concat", outs, f"{path}/concat" if path else "concat", axis=m._axis)
+    axis = m.axis % len(m.output_shape) + 1   # per-sample axis -> batched axis
+    return g.node("Concat", outs, f"{path}/concat" if path else "concat", axis=axis)
 
 
 def _squeeze_excite(g, m, x, path):

@@ -283,17 +283,23 @@ class _Importer:
             ahead = [k for k in self.consumers.get(cur, []) if region >> k & 1]
             if len(ahead) == 1 and self._act_inputs(self.nodes[ahead[0]]) == [cur]:
                 k = ahead[0]
-                self.covered.add(k)
+                self._cover(k)
                 items.append(("node", k))
                 cur = self._output(k)
                 continue
             if not ahead:
                 raise OnnxImportError(f"tensor {cur!r} does not lead to {end!r}")
             k = self._join(cur, end)
-            self.covered.add(k)
+            self._cover(k)
             branches = [self._sequence(cur, i) for i in self._act_inputs(self.nodes[k])]
             items.append(("fork", k, branches))
             cur = self._output(k)
+
+    def _cover(self, k):
+        if k in self.covered:
+            raise OnnxImportError(f"{_where(self.nodes[k])}: its output feeds branches that are joined at different "
+                                  f"places; dl2 containers would have to duplicate it (and untie its weights)")
+        self.covered.add(k)
 
     def _aux_branches(self, cur):
         """Items for the branches from ``cur`` that end in a graph output other than the main one."""
