@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 # the classes by their top-level names, wherever dl2 defines them
 from dl2 import (AuxHead, AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, Dropout, Flatten, GlobalAvgPool2D,
@@ -28,13 +28,17 @@ _ELEM_TYPE = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): Ten
 
 
 class _Graph:
-    """The nodes and initializers being written, with unique tensor names."""
+    """The nodes and initializers being written, with unique tensor names.
+
+    Initializers are written straight into ``proto`` (``helper.make_graph``/``make_model`` would copy every
+    weight twice more: 1 GB for VGG-16).
+    """
 
     def __init__(self, dtype, opset):
         self.dtype = np.dtype(dtype)
         self.opset = opset
+        self.proto = onnx.ModelProto()
         self.nodes = []
-        self.initializers = []
         self.aux_outputs = []   # (tensor name, AuxHead)
         self._used = {"input"}
 
@@ -49,7 +53,11 @@ class _Graph:
         """Add an initializer (in the model's dtype unless ``dtype``); returns its name."""
         name = self.unique(name)
         array = np.asarray(array, dtype=self.dtype if dtype is None else dtype)
-        self.initializers.append(numpy_helper.from_array(array, name))
+        tensor = self.proto.graph.initializer.add()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(array.shape)
+        tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()  # ONNX: little-endian
         return name
 
     def param(self, module, path, attr):
@@ -260,7 +268,13 @@ def _value_info(name, elem_type, shape):
 
 
 def to_onnx(model, opset=DEFAULT_OPSET, keep_aux=False):
-    """The ``onnx.ModelProto`` of a built dl2 ``model`` in evaluation semantics (see :func:`export`)."""
+    """The ``onnx.ModelProto`` of a built dl2 ``model`` in evaluation semantics, checked (see :func:`export`)."""
+    proto = _model_proto(model, opset, keep_aux)
+    _checked_bytes(proto)
+    return proto
+
+
+def _model_proto(model, opset, keep_aux):
     if not isinstance(model, Module):
         raise TypeError(f"dl2.onnx.export: expected a dl2 Module, got {type(model).__name__}")
     if not model.built:
@@ -276,19 +290,29 @@ def to_onnx(model, opset=DEFAULT_OPSET, keep_aux=False):
         out = g.node("Identity", ["input"], "identity")
     _rename(g.nodes, out, "output")
     elem = _ELEM_TYPE[np.dtype(model.dtype)]
-    outputs = [_value_info("output", elem, model.output_shape)]
-    outputs += [_value_info(name, elem, head.head_shape) for name, head in g.aux_outputs]
-    graph = helper.make_graph(g.nodes, "dl2", [_value_info("input", elem, model.input_shape)], outputs,
-                              initializer=g.initializers,
-                              doc_string=f"dl2 {type(model).__name__}, evaluation semantics")
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))], producer_name="dl2",
-                              producer_version=__version__)
+    proto = g.proto
+    graph = proto.graph
+    graph.name = "dl2"
+    graph.doc_string = f"dl2 {type(model).__name__}, evaluation semantics"
+    graph.node.extend(g.nodes)
+    graph.input.append(_value_info("input", elem, model.input_shape))
+    graph.output.append(_value_info("output", elem, model.output_shape))
+    graph.output.extend(_value_info(name, elem, head.head_shape) for name, head in g.aux_outputs)
+    proto.opset_import.append(helper.make_opsetid("", int(opset)))
+    proto.producer_name, proto.producer_version = "dl2", __version__
     # The oldest IR version that has this opset (the installed onnx's newest may be newer than runtimes read).
     proto.ir_version = helper.find_min_ir_version_for(proto.opset_import)
     meta = {"dl2.aux_weights": json.dumps([head.weight for _, head in g.aux_outputs])} if g.aux_outputs else {}
     helper.set_model_props(proto, meta)
-    onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def _checked_bytes(proto):
+    """The serialized model after ``onnx.checker.check_model(full_check=True)`` (checked as bytes: one copy of the
+    weights fewer than checking the ModelProto)."""
+    data = proto.SerializeToString()
+    onnx.checker.check_model(data, full_check=True)
+    return data
 
 
 def _rename(nodes, old, new):
@@ -310,7 +334,7 @@ def export(model, path, opset=DEFAULT_OPSET, keep_aux=False):
     by default they are dropped. The model passes ``onnx.checker.check_model(full_check=True)`` before it is
     written. A layer without an ONNX form raises ``TypeError`` naming it.
     """
-    proto = to_onnx(model, opset, keep_aux)
-    data = proto.SerializeToString()
+    proto = _model_proto(model, opset, keep_aux)
+    data = _checked_bytes(proto)
     atomic_replace(path, lambda f: f.write(data))
     return proto
