@@ -34,9 +34,10 @@ class _Graph:
     weight twice more: 1 GB for VGG-16).
     """
 
-    def __init__(self, dtype, opset):
+    def __init__(self, dtype, opset, keep_aux):
         self.dtype = np.dtype(dtype)
         self.opset = opset
+        self.keep_aux = keep_aux
         self.proto = onnx.ModelProto()
         self.nodes = []
         self.aux_outputs = []   # (tensor name, AuxHead)
@@ -283,8 +284,7 @@ def _model_proto(model, opset, keep_aux):
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"dl2.onnx.export: opset must be an integer from {MIN_OPSET} to {newest} (the installed "
                          f"onnx's newest), got {opset!r}")
-    g = _Graph(model.dtype, int(opset))
-    g.keep_aux = bool(keep_aux)
+    g = _Graph(model.dtype, int(opset), bool(keep_aux))
     out = _emit(g, model, "input", "")
     if out == "input":   # a model that is the identity in evaluation
         out = g.node("Identity", ["input"], "identity")
