@@ -46,8 +46,7 @@ class SmallResNet(nn.Module):
         self.fc = nn.Linear(24, 10)
 
     def forward(self, x):
-        x = self.blocks(self.stem(x))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))    # ReduceMean over H and W
 
 
 class LeNet(nn.Module):
@@ -113,11 +112,11 @@ def trained_statistics(net, seed=0):
     return net.eval()
 
 
-def export(net, fold, dtype=torch.float32):
+def export(net, fold, dtype=torch.float32, opset=17):
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the TorchScript exporter is deprecated in favour of dynamo
-        torch.onnx.export(net, torch.zeros((1,) + net.input_shape, dtype=dtype), f, dynamo=False, opset_version=17,
+        torch.onnx.export(net, torch.zeros((1,) + net.input_shape, dtype=dtype), f, dynamo=False, opset_version=opset,
                           do_constant_folding=fold, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
     return onnx.load_from_string(f.getvalue())
@@ -155,6 +154,22 @@ def test_pytorch_network_loads_and_matches(name, fold, tmp_path):
         assert np.any(p.grad != 0), pname
     dl2.optim.SGD(model.parameters(), lr=0.1).step()
     assert loss.forward(model.forward(x), t) != before
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("name", ["resnet", "inception"])
+def test_other_opsets(name, opset):
+    # opset 13: Unsqueeze/Squeeze axes as inputs, Dropout ratio as an input; 18: ReduceMean axes as an input
+    net = trained_statistics(NETS[name]())
+    proto = export(net, fold=False, opset=opset)
+    if name == "resnet":
+        reduce = next(node for node in proto.graph.node if node.op_type == "ReduceMean")
+        assert len(reduce.input) == (2 if opset >= 18 else 1)       # both forms of the axes are read
+    model = dl2_onnx.from_onnx(proto)
+    x = np.random.default_rng(2).standard_normal((3,) + net.input_shape).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    assert np.abs(model.forward(x) - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
 def test_structure_of_the_loaded_networks():
