@@ -355,6 +355,10 @@ BAD_GRAPHS = {
         [helper.make_node("Relu", ["x"], ["r"], name="r"), helper.make_node("Tanh", ["x"], ["t"], name="t"),
          helper.make_node("Mul", ["r", "t"], ["y"], name="mul")],
         {}, r"node 'mul' \(Mul\): joins 2 branches"),
+    "random constant": (
+        [helper.make_node("RandomNormal", [], ["noise"], name="rand", shape=[1, 1, 6, 6]),
+         helper.make_node("Add", ["x", "noise"], ["y"], name="add")],
+        {}, r"node 'rand' \(RandomNormal\): a random operator"),
     "shared node": (    # a = conv(x); y = (a + sigmoid(x)) + a: the convolution would be needed twice
         [helper.make_node("Conv", ["x", "w"], ["a"], name="conv", pads=[1, 1, 1, 1]),
          helper.make_node("Sigmoid", ["x"], ["b"], name="sig"), helper.make_node("Add", ["a", "b"], ["c"], name="add1"),

@@ -162,6 +162,8 @@ class _Importer:
 
     def _fold(self, node):
         """Evaluate a node whose inputs are all constants."""
+        if node.op_type.startswith("Random") or node.op_type in ("Bernoulli", "Multinomial"):
+            raise OnnxImportError(f"{_where(node)}: a random operator cannot become a constant of a dl2 model")
         missing = [i for i in node.input if i and i not in self.consts]
         if missing:
             raise OnnxImportError(f"{_where(node)}: input {missing[0]!r} is neither the graph input, a constant nor "
