@@ -36,6 +36,18 @@ class Block(nn.Module):
         return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
+class LinearSqueezeExcite(nn.Module):
+    """Squeeze-and-excitation with Linear layers; the gate gets its unit axes by indexing (two Unsqueeze nodes)."""
+
+    def __init__(self, c, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(c, hidden), nn.Linear(hidden, c)
+
+    def forward(self, x):
+        g = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean((2, 3))))))
+        return x * g[:, :, None, None]
+
+
 class SmallResNet(nn.Module):
     input_shape = (3, 16, 16)
 
@@ -43,10 +55,11 @@ class SmallResNet(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.blocks = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2), Block(16, 16, 1), Block(16, 24, 2))
+        self.se = LinearSqueezeExcite(24, 6)
         self.fc = nn.Linear(24, 10)
 
     def forward(self, x):
-        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))    # ReduceMean over H and W
+        return self.fc(self.se(self.blocks(self.stem(x))).mean((2, 3)))    # ReduceMean over H and W
 
 
 class LeNet(nn.Module):
@@ -163,8 +176,8 @@ def test_other_opsets(name, opset):
     net = trained_statistics(NETS[name]())
     proto = export(net, fold=False, opset=opset)
     if name == "resnet":
-        reduce = next(node for node in proto.graph.node if node.op_type == "ReduceMean")
-        assert len(reduce.input) == (2 if opset >= 18 else 1)       # both forms of the axes are read
+        reduce = [node for node in proto.graph.node if node.op_type == "ReduceMean"]
+        assert len(reduce) == 2 and all(len(node.input) == (2 if opset >= 18 else 1) for node in reduce)
     model = dl2_onnx.from_onnx(proto)
     x = np.random.default_rng(2).standard_normal((3,) + net.input_shape).astype(np.float32)
     with torch.no_grad():
@@ -177,6 +190,7 @@ def test_structure_of_the_loaded_networks():
     residuals = [m for m in resnet.modules() if isinstance(m, dl2.Residual)]
     assert len(residuals) == 4
     assert [r.shortcut is None for r in residuals] == [True, False, True, False]
+    assert sum(isinstance(m, dl2.SqueezeExcite) for m in resnet.modules()) == 1
     inception = dl2_onnx.from_onnx(export(trained_statistics(InceptionNet()), fold=True))
     kinds = {type(m).__name__ for m in inception.modules()}
     assert {"Concat", "SqueezeExcite", "Swish", "BatchNorm1D", "LeakyReLU", "Softmax"} <= kinds

@@ -618,7 +618,7 @@ class _Importer:
         out = self._shape(self._output(self.nodes.index(node)), node)
         if len(out) == 1 and out[0] == int(np.prod(shape)):
             return [] if len(shape) == 1 else [_Spec(Flatten, node)]
-        if len(shape) == 1 and out == shape + (1,) * (len(out) - 1):
+        if len(out) > len(shape) and out == shape + (1,) * (len(out) - len(shape)):
             return [_Spec(None, node, op="adding unit axes (allowed only to gate channels in squeeze-excitation)",
                           value=out)]
         raise OnnxImportError(f"{_where(node)}: reshaping (N, {', '.join(map(str, shape))}) to "
