@@ -23,3 +23,11 @@ from .trainer import EarlyStopping, Trainer
 from . import distributed, models
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``dl2.onnx`` is imported on first use: it needs the optional onnx package."""
+    if name == "onnx":
+        import importlib
+        return importlib.import_module("dl2.onnx")
+    raise AttributeError(f"module 'dl2' has no attribute {name!r}")

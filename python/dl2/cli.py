@@ -8,6 +8,7 @@
     dl2 eval --model PATH [--dataset digits] [--data-dir DIR]
     dl2 info
     dl2 --version
+    dl2 export --model PATH --out model.onnx [--opset 17] [--keep-aux]
 
 ``train`` holds out ``--val-split`` of the training set for validation, prints a per-epoch table and ends with
 the line ``test accuracy: 0.XXXX``. Models are looked up in the model zoo's registry, ``dl2.models.REGISTRY``
@@ -204,7 +205,7 @@ def _parser():
     from . import __version__
     parser = _Parser(prog="dl2", description="Train and evaluate dl2 models.")
     parser.add_argument("--version", action="version", version=f"dl2 {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info,export}")
     sub.required = True
 
     tr = sub.add_parser("train", help="train a model and report its test accuracy")
@@ -258,6 +259,12 @@ def _parser():
     ev.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")
 
     sub.add_parser("info", help="print the version, the fastconv build configuration and the model names")
+
+    ex = sub.add_parser("export", help="write a saved model as an ONNX file (needs the onnx package)")
+    ex.add_argument("--model", required=True, metavar="PATH", help="a model saved by 'dl2 train --save'")
+    ex.add_argument("--out", required=True, metavar="PATH", help="the .onnx file to write")
+    ex.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset (default: dl2.onnx.DEFAULT_OPSET)")
+    ex.add_argument("--keep-aux", action="store_true", help="keep auxiliary heads as further graph outputs")
     return parser
 
 
@@ -453,7 +460,23 @@ def cmd_info(args, out):
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info}
+def cmd_export(args, out):
+    from .serialization import load
+    if not os.path.exists(args.model):
+        raise CLIError(f"--model {args.model}: no such file")
+    try:
+        from . import onnx as dl2_onnx
+    except ImportError as e:
+        raise CLIError(str(e)) from None
+    model = load(args.model)
+    opset = dl2_onnx.DEFAULT_OPSET if args.opset is None else args.opset
+    dl2_onnx.export(model, args.out, opset=opset, keep_aux=args.keep_aux)
+    print(f"wrote {args.out}: ONNX opset {opset}, input (N, {', '.join(map(str, model.input_shape))}) "
+          f"{model.dtype}, {model.num_parameters():,} parameters", file=out)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info, "export": cmd_export}
 
 
 def main(argv=None):

@@ -24,8 +24,7 @@ import numpy as np
 from .module import Module, module_from_config
 
 __all__ = ["to_config", "from_config", "save", "load", "save_checkpoint", "load_checkpoint", "atomic_write",
-           "check_writable",
-           "generator_states", "set_generator_states"]
+           "atomic_replace", "check_writable", "generator_states", "set_generator_states"]
 
 FORMAT_VERSION = 1
 _META = "__dl2__"
@@ -119,8 +118,9 @@ def check_writable(path, who):
     return directory
 
 
-def atomic_write(path, arrays):
-    """Write ``arrays`` (name -> array) as an npz at ``path`` via temp file + fsync + ``os.replace``.
+def atomic_replace(path, write):
+    """Create or replace the file at ``path`` with what ``write(f)`` writes to a binary file object: a temporary
+    file in the same directory, flushed and fsync'ed, then ``os.replace``.
 
     On any error the temporary file is removed and ``path`` is left as it was.
     """
@@ -130,9 +130,7 @@ def atomic_write(path, arrays):
     try:
         os.fchmod(fd, _file_mode(path))   # mkstemp makes 0600 files; keep the usual permissions
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, array in arrays.items():
-                    _write_member(zf, name, array)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -143,6 +141,16 @@ def atomic_write(path, arrays):
             pass
         raise
     _fsync_dir(directory)
+
+
+def atomic_write(path, arrays):
+    """Write ``arrays`` (name -> array) as an npz at ``path`` atomically (see :func:`atomic_replace`)."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, array in arrays.items():
+                _write_member(zf, name, array)
+
+    atomic_replace(path, write)
 
 
 def _read_npz(path, expected_format):
