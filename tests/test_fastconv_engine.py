@@ -137,3 +137,48 @@ def test_nan_and_inf_propagate_like_the_reference(each_isa):
     y_ref = ref.conv2d_forward(x.astype(np.float64), wt.astype(np.float64), None, 1, 1)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(y_ref))
+
+
+# One case per algorithm of each pass; the test checks on each instruction set that the case really runs it, so
+# every algorithm is held to the reference on every dispatch path (the tile sizes differ per path, hence the
+# batch of 40: Winograd needs two vectors of images, 32 on AVX-512).
+# (N, C, H, W, K, kernel, stride, padding) -> the algorithm of (forward, dx, dw) it must exercise
+ALGORITHM_CASES = [
+    ((40, 40, 10, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),
+    ((40, 33, 16, 15, 40, 3, 1, 1), (None, None, "winograd")),
+    ((3, 7, 9, 70, 10, 3, 1, 1), ("direct", "direct", None)),
+    ((4, 5, 9, 5, 6, 3, 1, 0), ("gemm", None, "dot-product")),
+    ((3, 100, 5, 6, 100, 3, 1, 1), (None, None, "outer-product")),
+    ((3, 6, 11, 10, 5, 3, 2, 1), ("gemm", "im2col-blas", None)),
+]
+
+
+@pytest.mark.parametrize("case,expected", ALGORITHM_CASES,
+                         ids=["-".join(a or "any" for a in e) for _, e in ALGORITHM_CASES])
+def test_every_algorithm_on_every_isa(each_isa, case, expected):
+    n, c, h, w, k, ks, s, p = case
+    chosen = fastconv.conv_algorithm((n, c, h, w), (k, c, ks, ks), s, p)
+    for want, got in zip(expected, (chosen["forward"], chosen["dx"], chosen["dw"])):
+        assert want is None or got == want, (each_isa, chosen)
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, c, ks, ks)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    x64, w64 = x.astype(np.float64), wt.astype(np.float64)
+    y_ref = ref.conv2d_forward(x64, w64, b.astype(np.float64), s, p)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    refs = (y_ref, *ref.conv2d_backward(dy.astype(np.float64), x64, w64, s, p))
+    got = (fastconv.conv2d_forward(x, wt, b, s, p), *fastconv.conv2d_backward(dy, x, wt, s, p))
+    for name, g, r in zip(("y", "dx", "dw", "db"), got, refs):
+        assert _bound_ok(g, r, np.float32) <= 1, name
+
+
+def test_conv_algorithm_api():
+    assert fastconv.conv_algorithm((2, 3, 8, 8), (4, 3, 3, 3), dtype=np.float64) == \
+        {"forward": "im2col-blas", "dx": "im2col-blas", "dw": "im2col-blas"}
+    with pytest.raises(ValueError, match="channels"):
+        fastconv.conv_algorithm((2, 3, 8, 8), (4, 5, 3, 3))
+    with pytest.raises(TypeError):
+        fastconv.conv_algorithm((2, 3, 8, 8), (4, 3, 3, 3), dtype=np.int32)
+    with pytest.raises(ValueError):
+        fastconv.conv_algorithm((2, 3, 2, 2), (4, 3, 3, 3))

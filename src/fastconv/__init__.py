@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 from ._checks import output_hw, pair  # noqa: E402
 from . import reference  # noqa: E402  (the environment must be set before the kernels load the OpenMP runtime)
 from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference
-from .conv import col2im, conv2d_backward, conv2d_forward, im2col
+from .conv import col2im, conv2d_backward, conv2d_forward, conv_algorithm, im2col
 from .isa import available_isas, get_isa, measure_fma_peak, set_isa
 from .linear import linear_backward, linear_forward
 from .pooling import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
@@ -26,7 +26,7 @@ __all__ = [
     "conv2d_forward", "conv2d_backward", "im2col", "col2im", "linear_forward", "linear_backward",
     "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
-    "get_isa", "set_isa", "available_isas", "measure_fma_peak",
+    "conv_algorithm", "get_isa", "set_isa", "available_isas", "measure_fma_peak",
     "set_num_threads", "get_num_threads", "openmp_enabled", "show_config", "config", "reference",
     "pair", "output_hw",
 ]

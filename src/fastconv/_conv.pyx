@@ -341,6 +341,8 @@ cdef extern from "fc_conv.h" nogil:
     void fc_conv_dw(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
                     int threads)
     double fc_fma_peak(double seconds, int threads)
+    void fc_conv_algorithms(const fc_geom *g, int threads, int *out)
+    const char *fc_algorithm_name(int algo)
 
 
 def isa_names():
@@ -389,6 +391,14 @@ def workspace_bytes(str which, tuple shape, int threads):
     if which == "dx":
         return fc_conv_dx_workspace(&g, threads)
     return fc_conv_dw_workspace(&g, threads)
+
+
+def algorithms(tuple shape, int threads):
+    """Names of the float32 algorithms for (forward, dx, dw) of ``shape`` (see ``workspace_bytes``)."""
+    cdef fc_geom g = geometry(shape)
+    cdef int out[3]
+    fc_conv_algorithms(&g, threads, out)
+    return tuple(fc_algorithm_name(a).decode() for a in out)
 
 
 def dx_supported(tuple shape):

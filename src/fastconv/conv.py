@@ -11,7 +11,7 @@ from . import _checks, _conv
 from .threads import get_num_threads
 from .workspace import scratch
 
-__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
+__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_algorithm"]
 
 #: Target size in bytes of one thread's column block (it should stay in the core's L2 cache).
 BLOCK_BYTES = 384 << 10
@@ -82,6 +82,28 @@ def _engine_shape(x_shape, k, geometry, out_hw):
 
 def _engine_workspace(which, shape, threads):
     return scratch("engine-" + which, (_conv.workspace_bytes(which, shape, threads),), np.uint8)
+
+
+def conv_algorithm(x_shape, w_shape, stride=1, padding=0, dtype=np.float32):
+    """Which algorithm each pass of a convolution of these shapes runs, with the current instruction set and
+    thread count: ``{"forward": ..., "dx": ..., "dw": ...}``.
+
+    float32: ``"gemm"`` (packed implicit GEMM), ``"direct"`` (micro-kernel on the padded image rows, few channels
+    on wide planes), ``"winograd"`` (F(4x4,3x3) for 3x3 stride-1 layers with a batch of at least two vectors;
+    its weight gradient is F(3x3,4x4)), ``"outer-product"`` / ``"dot-product"`` (the two weight-gradient GEMM
+    forms), ``"im2col-blas"`` (dx of strided convolutions). float64 always runs ``"im2col-blas"``.
+    """
+    x_shape = _checks.shape4(x_shape, "x_shape")
+    w_shape = _checks.shape4(w_shape, "w_shape")
+    if x_shape[1] != w_shape[1]:
+        raise ValueError(f"x_shape has {x_shape[1]} channels but w_shape expects {w_shape[1]}")
+    geometry, out_hw = _geometry(x_shape, w_shape[2:], stride, padding)
+    if np.dtype(dtype) not in _checks.FLOAT_TYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    if np.dtype(dtype) == np.float64:
+        return {"forward": "im2col-blas", "dx": "im2col-blas", "dw": "im2col-blas"}
+    names = _conv.algorithms(_engine_shape(x_shape, w_shape[0], geometry, out_hw), get_num_threads())
+    return dict(zip(("forward", "dx", "dw"), names))
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):

@@ -249,6 +249,7 @@ typedef struct {
     void (*forward)(const fc_geom *, int, const float *, const float *, const float *, float *, void *, int);
     size_t (*dw_workspace)(const fc_geom *, int);
     void (*dw)(const fc_geom *, const float *, const float *, float *, float *, void *, int);
+    void (*algorithms)(const fc_geom *, int, int[2]);
     float (*fma_chains)(long, float);
     int vlen;
     int tiles[4];
@@ -403,6 +404,28 @@ void fc_conv_dx(const fc_geom *g, const float *dy, const float *w, float *dx, vo
 {
     const fc_geom t = dx_geometry(g);
     implementation(fc_get_isa())->forward(&t, 1, dy, w, NULL, dx, workspace, threads);
+}
+
+void fc_conv_algorithms(const fc_geom *g, int threads, int out[3])
+{
+    const fc_impl *impl = implementation(fc_get_isa());
+    int fwd[2], dx[2];
+    impl->algorithms(g, threads, fwd);
+    out[0] = fwd[0];
+    out[2] = fwd[1];
+    if (fc_conv_dx_supported(g)) {
+        const fc_geom t = dx_geometry(g);
+        impl->algorithms(&t, threads, dx);
+        out[1] = dx[0];
+    } else {
+        out[1] = FC_ALGO_IM2COL_BLAS;
+    }
+}
+
+const char *fc_algorithm_name(int algo)
+{
+    static const char *names[] = {"gemm", "direct", "winograd", "outer-product", "dot-product", "im2col-blas"};
+    return algo >= 0 && algo < (int)(sizeof(names) / sizeof(names[0])) ? names[algo] : "unknown";
 }
 
 size_t fc_conv_dw_workspace(const fc_geom *g, int threads)

@@ -915,6 +915,14 @@ static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *
         F(dw)(g, dy, x, dw, db, workspace, threads);
 }
 
+/* Which algorithm F(conv) and F(dw_any) run for ``g``: FC_ALGO_* codes for the forward pass and the weight
+ * gradient (dx is the forward pass of its own geometry, see fc_conv_algorithms). */
+static void F(algorithms)(const fc_geom *g, int threads, int out[2])
+{
+    out[0] = F(use_direct)(g) ? FC_ALGO_DIRECT : F(use_winograd)(g) ? FC_ALGO_WINOGRAD : FC_ALGO_GEMM;
+    out[1] = F(use_winograd_dw)(g) ? FC_ALGO_WINOGRAD : F(use_dw_outer)(g, threads) ? FC_ALGO_OUTER : FC_ALGO_DOT;
+}
+
 /* ------------------------------------------------------------------------------------------------ FMA peak */
 
 /* 12 independent multiply-add chains of ``iters`` steps; returns a value that depends on all of them. */
@@ -936,7 +944,7 @@ static FC_TGT float F(fma_chains)(long iters, float seed)
 }
 
 static const fc_impl F(impl) = {
-    F(conv_workspace), F(conv), F(dw_any_workspace), F(dw_any), F(fma_chains), VLEN, {FMR, FNR, WMR, WNR},
+    F(conv_workspace), F(conv), F(dw_any_workspace), F(dw_any), F(algorithms), F(fma_chains), VLEN, {FMR, FNR, WMR, WNR},
 };
 
 #undef F
