@@ -330,8 +330,10 @@ def rss_section(rss):
 def _how_it_is_measured(data, sgemm, baseline):
     g = rate(sgemm)[0]
     peak = (fma_peak(data) or {}).get("gflops")
-    when = (f"measured on {baseline.get('date')} (load average {baseline.get('load_average')}; "
-            f"{baseline.get('note', '')})".rstrip("; )") + ")") if baseline else "not stored"
+    when = "not stored"
+    if baseline:
+        when = f"measured on {baseline.get('date')} at load average {baseline.get('load_average')}"
+        when += f" ({baseline['note']})" if baseline.get("note") else ""
     return [
         "## How it is measured",
         "",
