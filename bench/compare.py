@@ -265,7 +265,8 @@ def machine_section(data):
                  f"process; {mi.get('system', '')} {mi.get('release', '')}")
     lines.append(f"- Python {fb.get('python') or mi.get('python_version')}, numpy {fb.get('numpy')}, "
                  f"PyTorch {fb.get('torch') or 'not installed'}, fastconv {fb.get('fastconv')} "
-                 f"(OpenMP {'on' if fb.get('fastconv_openmp') else 'OFF'})")
+                 f"(OpenMP {'on' if fb.get('fastconv_openmp') else 'OFF'}, convolutions on the "
+                 f"{fb.get('fastconv_isa')} instruction set)")
     commit = data.get("commit_info") or {}
     if commit.get("id"):
         lines.append(f"- git commit {commit['id'][:12]}{' (with uncommitted changes)' if commit.get('dirty') else ''}"
@@ -291,11 +292,8 @@ def machine_section(data):
         lines.append("- **WARNING: the fastconv kernels' BLAS ran with more than 1 thread (oversubscription: "
                      "convolution timings are not representative)**")
     peak = fb.get("fma_peak") or {}
-    builds = "; ".join(f"{name}: {value:.1f} GFLOP/s" if isinstance(value, float) else f"{name}: {value}"
-                       for name, value in (peak.get("builds") or {}).items())
-    lines.append(f"- FMA peak: **{peak['gflops']:.1f} GFLOP/s** float32 ({peak.get('source')}"
-                 + (f"; {builds}" if builds else "") + ")" if peak.get("gflops") else
-                 f"- FMA peak: not measured ({builds or 'no C compiler or no AVX2'})")
+    lines.append(f"- FMA peak: **{peak['gflops']:.1f} GFLOP/s** float32 ({peak.get('source')})" if peak.get("gflops")
+                 else "- FMA peak: not measured")
     if fb.get("smoke"):
         lines.append("- **Smoke run (tiny shapes): the timings mean nothing and no target is evaluated**")
     return "\n".join(lines)
@@ -359,8 +357,8 @@ def _how_it_is_measured(data, sgemm, baseline):
         "- **GFLOP/s** (convolutions): the direct-convolution count, forward `2·N·K·C·kh·kw·OH·OW`, fwd+bwd 3x "
         "that, divided by the time; an algorithm that does fewer multiplications (Winograd, FFT) can exceed the "
         "FMA peak by this count. **FMA peak**: "
-        + (f"**{peak:.1f} GFLOP/s**, " if peak else "") + "measured before the first benchmark by 12 independent "
-        "FMA chains per thread on registers only (see Machine). **GB/s** (pooling, batch norm): compulsory bytes, "
+        + (f"**{peak:.1f} GFLOP/s**, " if peak else "") + "measured before the first benchmark by "
+        "`fastconv.measure_fma_peak` (see Machine). **GB/s** (pooling, batch norm): compulsory bytes, "
         "each array counted once (float32 4 B, int64 max-pool indices 8 B).",
         "- **Training steps**: every model of `dl2.models.REGISTRY`, built by `dl2.models.get(name, (1, 28, 28), "
         "10, seed=0)` (the small variants of the classic architectures), float32, batch 100 for the book's "
