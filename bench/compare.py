@@ -148,25 +148,24 @@ def baseline_entry(impls, baseline):
     return entry if entry and entry.get("batch") == case.get("batch") and entry.get("ratio") else None
 
 
-def verdict(op, value, target):
-    """``"met"`` or ``"missed by X %"`` (how far the value is from the target, relative to it)."""
-    met = value <= target if op == "<=" else value >= target
-    return "met" if met else f"missed by {abs(value / target - 1):.0%}"
+def verdict(value, target):
+    """``"met"`` or ``"missed by X %"`` (how far the value is above the target, relative to it)."""
+    return "met" if value <= target else f"missed by {value / target - 1:.0%}"
 
 
 def evaluate_targets(impls, baseline, smoke):
-    """``[(text, met)]`` for each target of the row; ``met`` is None when not evaluated (not measured, or a smoke
-    run, whose timings mean nothing)."""
+    """``[(text, met)]`` for each target ``(metric, "<=", value)`` of the row; ``met`` is None when not evaluated
+    (not measured, or a smoke run, whose timings mean nothing)."""
     out = []
-    for metric, op, target in extra(impls).get("targets", []):
-        goal = f"{op.replace('<=', '≤').replace('>=', '≥')} {target:g}x"
-        if metric == "baseline_ratio":
-            goal = "not slower than before" if (op, target) == ("<=", 1.0) else f"{goal} before"
+    for metric, _, target in extra(impls).get("targets", []):
+        goal = "not slower than before" if metric == "baseline_ratio" else f"≤ {target:g}x"
         value = metric_value(metric, impls, baseline)
-        if smoke or value is None:
-            out.append((f"{goal}" + (": not measured" if value is None and not smoke else ""), None))
-            continue
-        out.append((f"{goal}: {verdict(op, value, target)}", verdict(op, value, target) == "met"))
+        if smoke:
+            out.append((goal, None))
+        elif value is None:
+            out.append((f"{goal}: not measured", None))
+        else:
+            out.append((f"{goal}: {verdict(value, target)}", value <= target))
     return out
 
 

@@ -118,9 +118,9 @@ class Case:
     flops: float = 0.0     # floating-point operations of one call (convolutions, SGEMM)
     bytes: float = 0.0     # bytes read + written by one call (pooling, batch norm)
     impls: tuple = IMPLS
-    #: ``(metric, op, value)`` targets checked by ``compare.py``: ``torch_ratio`` = fastconv / PyTorch time,
-    #: ``reference_speedup`` = reference / fastconv time, ``baseline_ratio`` = this run's fastconv/PyTorch ratio
-    #: over the one stored in ``bench/baseline_zoo.json`` (training steps).
+    #: ``(metric, "<=", value)`` targets checked by ``compare.py``: ``torch_ratio`` = fastconv / PyTorch time,
+    #: ``baseline_ratio`` = this run's fastconv/PyTorch ratio over the one stored in ``bench/baseline_zoo.json``
+    #: (training steps; value 1: not slower than before).
     targets: tuple = ()
     #: Seconds of timed calls aimed at (None: :data:`BUDGET`); the big cases take less to keep ``--run`` short.
     budget: float = None

@@ -105,6 +105,17 @@ def _no_dropout(model):
     return model
 
 
+def _torch_no_dropout(module):
+    """The same for a PyTorch twin."""
+    import torch
+    import torch_twin
+
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Dropout, torch_twin.TextbookDropout)):
+            m.eval()
+    return module
+
+
 def _dl2_pass(model, x, t):
     loss = dl2.SoftmaxCrossEntropy()
     model.zero_grad()
@@ -120,9 +131,7 @@ def _torch_pass(tw, x, t):
     import torch
     import torch.nn.functional as F
 
-    for m in tw.module.modules():
-        if isinstance(m, torch.nn.Dropout) or type(m).__name__ == "TextbookDropout":
-            m.eval()
+    _torch_no_dropout(tw.module)
     tt = torch.from_numpy(t)
     y = tw.module(torch.from_numpy(x))
     value = F.cross_entropy(y, tt)
@@ -214,16 +223,11 @@ def test_twin_rejects_what_it_cannot_build():
 @pytest.mark.parametrize("name", ["googlenet", "resnet", "deep_conv_net"])
 def test_torch_step_matches_dl2_step(name):
     """Two SGD steps (auxiliary heads included) from the same weights, Dropout off: same losses and weights."""
-    torch = _needs_torch()
+    _needs_torch()
     results = []
     for impl in ("fastconv", "torch"):
         step, x, t = cases_train.make_step(name, impl, n=4)
-        if impl == "fastconv":
-            _no_dropout(step.model)
-        else:
-            for m in step.model.modules():
-                if isinstance(m, torch.nn.Dropout):
-                    m.eval()
+        (_no_dropout if impl == "fastconv" else _torch_no_dropout)(step.model)
         results.append(([step(x, t) for _ in range(2)], [np.array(p) for p in step.params()]))
     (dl2_losses, dl2_params), (torch_losses, torch_params) = results
     np.testing.assert_allclose(torch_losses, dl2_losses, rtol=1e-4)
