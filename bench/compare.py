@@ -326,6 +326,7 @@ def rss_section(rss):
 
 def _how_it_is_measured(data, sgemm, baseline):
     g = rate(sgemm)[0]
+    budget = (data.get("machine_info", {}).get("fastconv_bench") or {}).get("budget_seconds")
     peak = (fma_peak(data) or {}).get("gflops")
     when = "not stored"
     if baseline:
@@ -341,8 +342,9 @@ def _how_it_is_measured(data, sgemm, baseline):
         "- **2 threads for all three**: `fastconv.set_num_threads(2)` (OpenMP loops), NumPy's BLAS limited to 2 "
         "threads with threadpoolctl (what the reference's matmuls use), `torch.set_num_threads(2)`.",
         "- Times are the **median** over rounds (`benchmark.pedantic`): one untimed warm-up call estimates the "
-        "time `t`; calls under 2 ms are repeated within a round; rounds = budget / t (budget 1 s unless a case "
-        "sets less), clamped to [3, 200]. Ratios are ratios of medians of the same run.",
+        "time `t`; calls under 2 ms are repeated within a round; rounds = budget / t (`FASTCONV_BENCH_BUDGET`"
+        + (f", {budget:g} s in this run" if budget else "") + "), clamped to [3, 200]. Ratios are ratios of "
+        "medians of the same run.",
         "- PyTorch forward-only calls run under `torch.no_grad()`; fwd+bwd calls use autograd with "
         "`requires_grad` on every input (conv: x, w, b so dx, dw, db are all computed, like "
         "`fastconv.conv2d_backward`; batch norm: x, gamma, beta), gradients reset to None before each call. "

@@ -122,8 +122,6 @@ class Case:
     #: ``baseline_ratio`` = this run's fastconv/PyTorch ratio over the one stored in ``bench/baseline_zoo.json``
     #: (training steps; value 1: not slower than before).
     targets: tuple = ()
-    #: Seconds of timed calls aimed at (None: :data:`BUDGET`); the big cases take less to keep ``--run`` short.
-    budget: float = None
 
     @property
     def group(self):
@@ -175,22 +173,21 @@ MAX_ROUNDS = 200
 MIN_ROUND_SECONDS = 2e-3
 
 
-def measure(benchmark, run, budget=None):
+def measure(benchmark, run):
     """Time ``run`` with ``benchmark.pedantic``, rounds sized from one untimed warm-up call.
 
     The warm-up call (which also allocates scratch buffers, starts thread pools) estimates the time ``t`` of a
     call; calls shorter than 2 ms are repeated within a round (``iterations``), and the number of rounds is
-    ``budget / t`` clamped to [3, 200]. So a 3 s reference convolution gets 3 rounds, a 50 us pooling 200 rounds
+    ``BUDGET / t`` clamped to [3, 200]. So a 3 s reference convolution gets 3 rounds, a 50 us pooling 200 rounds
     of 40 calls.
     """
     if getattr(benchmark, "disabled", False):
         return benchmark(run)
-    budget = BUDGET if budget is None else budget
     t0 = time.perf_counter()
     run()
     t = max(time.perf_counter() - t0, 1e-7)
     iterations = max(1, int(MIN_ROUND_SECONDS / t))
-    rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, budget / (t * iterations))))
+    rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, BUDGET / (t * iterations))))
     benchmark.extra_info["warmup_seconds"] = t
     return benchmark.pedantic(run, rounds=rounds, iterations=iterations, warmup_rounds=1 if t < 0.05 else 0)
 
@@ -204,7 +201,7 @@ def run_case(benchmark, case, impl):
     if impl == "torch":
         pytest.importorskip("torch", reason="PyTorch is not installed: the PyTorch column is skipped")
     run, _ = case.make(impl)
-    measure(benchmark, run, case.budget)
+    measure(benchmark, run)
 
 
 def params(cases):
