@@ -36,7 +36,11 @@ def peak_cases():
 
 
 def fma_peak(threads=THREADS):
-    """``{"gflops": float32 FMA peak of ``threads`` threads, "source": how it was measured}``."""
+    """``{"gflops": float32 FMA peak of ``threads`` threads, "source": how it was measured}``; ``gflops`` is None
+    on a fastconv older than ``measure_fma_peak`` (e.g. when measuring ``baseline_zoo.json`` on earlier kernels).
+    """
+    if not hasattr(fastconv, "measure_fma_peak"):
+        return {"gflops": None, "source": "this fastconv has no measure_fma_peak"}
     seconds = FMA_SECONDS / 10 if smoke() else FMA_SECONDS
     return {"gflops": float(fastconv.measure_fma_peak(threads, seconds)),
             "source": f"`fastconv.measure_fma_peak({threads})`, {threads} threads x 12 independent FMA chains on "

@@ -292,7 +292,7 @@ def machine_section(data):
                      "convolution timings are not representative)**")
     peak = fb.get("fma_peak") or {}
     lines.append(f"- FMA peak: **{peak['gflops']:.1f} GFLOP/s** float32 ({peak.get('source')})" if peak.get("gflops")
-                 else "- FMA peak: not measured")
+                 else f"- FMA peak: not measured ({peak.get('source', 'no record')})")
     if fb.get("smoke"):
         lines.append("- **Smoke run (tiny shapes): the timings mean nothing and no target is evaluated**")
     return "\n".join(lines)

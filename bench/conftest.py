@@ -64,7 +64,7 @@ def session_info(config):
         "torch": torch.__version__ if torch is not None else None,
         "fastconv": cfg.get("version"),
         "fastconv_openmp": cfg.get("openmp"),
-        "fastconv_isa": fastconv.get_isa(),
+        "fastconv_isa": fastconv.get_isa() if hasattr(fastconv, "get_isa") else "baseline x86-64",
         "threads": fcbench.thread_report(),
         "threads_at_start": getattr(config, "_fcbench_threads", None),
         "fma_peak": getattr(config, "_fcbench_fma_peak", None),
