@@ -8,7 +8,7 @@ labels. Auxiliary heads (GoogLeNet) add their weighted losses as ``dl2.Trainer``
 computes the gradient of the images.
 
 Targets: dl2 / PyTorch <= 0.8x, and that ratio no higher than the one stored in ``bench/baseline_zoo.json``
-(the same table measured on the kernels of 2026-12-01).
+(the same table measured on the kernels of commit 1abc5a3, before the convolution engine).
 """
 import copy
 
