@@ -2,8 +2,8 @@
 
 Every benchmark runs with 2 threads: fastconv.set_num_threads(2) (OpenMP loops; the kernels' own BLAS stays
 single-threaded), NumPy's BLAS limited with threadpoolctl, torch.set_num_threads(2). The thread counts actually
-in effect, the CPU and the library versions are written into the JSON's machine_info (``--benchmark-json``),
-where ``bench/compare.py`` reads them.
+in effect, the machine's FMA peak (measured before the first benchmark), the CPU and the library versions are
+written into the JSON's machine_info (``--benchmark-json``), where ``bench/compare.py`` reads them.
 """
 import os
 import platform
@@ -20,13 +20,16 @@ ENV_AT_START = {k: os.environ.get(k) for k in ENV_KEYS}
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import cases_peak  # noqa: E402
 import fcbench  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _bench_threads(pytestconfig):
-    """Set the thread counts once, when the first benchmark runs (not merely when this conftest is loaded)."""
+    """Set the thread counts and measure the FMA peak once, when the first benchmark runs (not merely when this
+    conftest is loaded)."""
     pytestconfig._fcbench_threads = fcbench.configure_threads(fcbench.THREADS)
+    pytestconfig._fcbench_fma_peak = cases_peak.fma_peak(fcbench.THREADS)
     yield
 
 
@@ -61,8 +64,10 @@ def session_info(config):
         "torch": torch.__version__ if torch is not None else None,
         "fastconv": cfg.get("version"),
         "fastconv_openmp": cfg.get("openmp"),
+        "fastconv_isa": fastconv.get_isa() if hasattr(fastconv, "get_isa") else "baseline x86-64",
         "threads": fcbench.thread_report(),
         "threads_at_start": getattr(config, "_fcbench_threads", None),
+        "fma_peak": getattr(config, "_fcbench_fma_peak", None),
         "smoke": fcbench.smoke(),
         "budget_seconds": fcbench.BUDGET,
         "env_at_start": ENV_AT_START,
