@@ -159,11 +159,11 @@ def _linear(layer, pairs):
 
 
 def _squeeze_excite(layer, pairs):
-    hidden, channels = layer.w1.shape
+    channels, hidden = layer.fc1.weight.shape       # dl2's fc1/fc2 are Linear layers: weights (in, out)
     m = SqueezeExcite(channels, hidden)
-    for p, t in ((layer.w1, m.fc1.weight), (layer.b1, m.fc1.bias), (layer.w2, m.fc2.weight),
-                 (layer.b2, m.fc2.bias)):
-        _copy(pairs, p, t)
+    for src, dst in ((layer.fc1, m.fc1), (layer.fc2, m.fc2)):
+        _copy(pairs, src.weight, dst.weight, transposed=True)
+        _copy(pairs, src.bias, dst.bias)
     return m
 
 
@@ -191,6 +191,7 @@ CONVERTERS = {
     dl2.Flatten: lambda layer, pairs, walk: nn.Flatten(),
     dl2.BatchNorm1D: lambda layer, pairs, walk: _batchnorm(layer, pairs),
     dl2.BatchNorm2D: lambda layer, pairs, walk: _batchnorm(layer, pairs),
+    dl2.SyncBatchNorm: lambda layer, pairs, walk: _batchnorm(layer, pairs),   # one process: plain batch norm
     dl2.LayerNorm: lambda layer, pairs, walk: _affine(pairs, layer, nn.LayerNorm(
         layer.input_shape, eps=layer.eps, elementwise_affine=layer.affine)),
     dl2.InstanceNorm2D: lambda layer, pairs, walk: _affine(pairs, layer, nn.InstanceNorm2d(

@@ -168,7 +168,8 @@ def test_twin_of_every_zoo_model(name):
 
 
 def _every_layer_models():
-    """Two small float64 networks that use every dl2 layer and container between them."""
+    """Three small float64 networks that use every dl2 layer and container between them (SyncBatchNorm: in
+    one process it is batch norm)."""
     a = dl2.Sequential(
         dl2.Conv2D(4, 3, padding=1, bias=False), dl2.BatchNorm2D(), dl2.LeakyReLU(0.1), dl2.MaxPool2D(2),
         dl2.Conv2D(4, 3, padding=1, bias=False), dl2.InstanceNorm2D(affine=True), dl2.Tanh(),
@@ -184,7 +185,7 @@ def _every_layer_models():
         dl2.Residual([dl2.Conv2D(6, 3, stride=2, padding=1)], [dl2.Conv2D(6, 1, stride=2)]),
         dl2.GlobalMaxPool2D(keepdims=True), dl2.Flatten(), dl2.Dropout(0.2), dl2.Linear(5),
         input_shape=(2, 9, 9), dtype=np.float64, seed=2)
-    c = dl2.Sequential(dl2.Conv2D(3, 3), dl2.ReLU(), dl2.GlobalAvgPool2D(keepdims=True), dl2.Flatten(),
+    c = dl2.Sequential(dl2.Conv2D(3, 3, bias=False), dl2.SyncBatchNorm(), dl2.ReLU(), dl2.GlobalAvgPool2D(keepdims=True), dl2.Flatten(),
                        dl2.Linear(5), input_shape=(2, 6, 6), dtype=np.float64, seed=3)
     return [a, b, c]
 
@@ -199,7 +200,7 @@ def test_twin_of_every_layer(index):
 
 def test_twin_covers_every_layer_class():
     torch_twin = pytest.importorskip("torch_twin", reason="PyTorch is not installed: no PyTorch twin")
-    classes = {getattr(dl2, name) for name in dl2.layers.__all__}
+    classes = {getattr(dl2, name) for name in dl2.layers.__all__ if isinstance(getattr(dl2, name), type)}
     classes |= {dl2.Sequential, dl2.Residual, dl2.Concat, dl2.AuxHead, dl2.SqueezeExcite}
     assert not classes - set(torch_twin.CONVERTERS), "layers without a PyTorch counterpart"
     used = {type(m) for model in _every_layer_models() for m in model.modules()}
@@ -439,7 +440,9 @@ def test_write_baseline(tmp_path):
 def test_stored_baseline_covers_the_zoo():
     baseline = compare.load_baseline()
     assert baseline is not None, "bench/baseline_zoo.json is missing"
-    assert sorted(baseline["models"]) == ZOO
+    # every zoo model but those added after the baseline was measured (on the kernels of commit 1abc5a3)
+    assert sorted(set(ZOO) - set(baseline["models"])) == ["cnn"]
+    assert set(baseline["models"]) <= set(ZOO)
     assert baseline["date"] and baseline["load_average"]
     for name, entry in baseline["models"].items():
         assert entry["batch"] == (100 if name in cases_train.BOOK_NETS else 128)
