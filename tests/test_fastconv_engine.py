@@ -146,10 +146,13 @@ def test_nan_and_inf_propagate_like_the_reference(each_isa):
 ALGORITHM_CASES = [
     ((40, 40, 10, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),
     ((40, 33, 16, 15, 40, 3, 1, 1), (None, None, "winograd")),
-    ((3, 7, 9, 70, 10, 3, 1, 1), ("direct", "direct", None)),
-    ((4, 5, 9, 5, 6, 3, 1, 0), ("gemm", None, "dot-product")),
+    ((3, 8, 9, 70, 10, 3, 1, 1), ("direct", None, None)),
+    ((3, 12, 9, 70, 8, 3, 1, 1), (None, "direct", None)),
+    ((4, 8, 9, 5, 64, 3, 1, 0), ("gemm", None, "dot-product")),
+    ((3, 64, 9, 5, 8, 3, 1, 0), (None, "gemm", None)),
     ((3, 100, 5, 6, 100, 3, 1, 1), (None, None, "outer-product")),
-    ((3, 6, 11, 10, 5, 3, 2, 1), ("gemm", "im2col-blas", None)),
+    ((3, 8, 11, 10, 64, 3, 2, 1), ("gemm", "im2col-blas", None)),
+    ((3, 6, 7, 9, 5, 1, 1, 0), ("im2col-blas", "im2col-blas", "im2col-blas")),
 ]
 
 

@@ -80,6 +80,25 @@ def _engine_shape(x_shape, k, geometry, out_hw):
     return tuple(int(v) for v in (*x_shape, k, *geometry, *out_hw))
 
 
+def _engine_passes(shape, threads):
+    """Which passes (forward, dx, dw) of a float32 convolution run on the engine; the others take the im2col +
+    BLAS kernels. Measured on the layers of the zoo: the engine's packed GEMM and direct kernel lose where
+    each packed value feeds few multiply-adds (a reduction over fewer than 64 values, or fewer than 64 output
+    channels for the packed GEMM), and 1x1 stride-1 convolutions without padding are plain GEMMs on the images
+    that BLAS runs without any unfolding."""
+    n, c, h, w, k, kh, kw, sh, sw, ph, pw, oh, ow = shape
+    if kh == kw == sh == sw == 1 and ph == pw == 0:
+        return False, False, False
+    forward, dx, _ = _conv.algorithms(shape, threads)
+
+    def worth(algorithm, reduction, outputs):
+        return algorithm == "winograd" or (reduction >= 64 and (algorithm == "direct" or outputs >= 64))
+
+    return (worth(forward, c * kh * kw, k),
+            _conv.dx_supported(shape) and worth(dx, k * kh * kw, c),
+            True)
+
+
 def _engine_workspace(which, shape, threads):
     return scratch("engine-" + which, (_conv.workspace_bytes(which, shape, threads),), np.uint8)
 
@@ -102,8 +121,11 @@ def conv_algorithm(x_shape, w_shape, stride=1, padding=0, dtype=np.float32):
         raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if np.dtype(dtype) == np.float64:
         return {"forward": "im2col-blas", "dx": "im2col-blas", "dw": "im2col-blas"}
-    names = _conv.algorithms(_engine_shape(x_shape, w_shape[0], geometry, out_hw), get_num_threads())
-    return dict(zip(("forward", "dx", "dw"), names))
+    shape = _engine_shape(x_shape, w_shape[0], geometry, out_hw)
+    threads = get_num_threads()
+    names = _conv.algorithms(shape, threads)
+    passes = _engine_passes(shape, threads)
+    return {p: name if on else "im2col-blas" for p, name, on in zip(("forward", "dx", "dw"), names, passes)}
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
@@ -119,8 +141,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
         return y
     rows, pixels = w[0].size, oh * ow
     threads = get_num_threads()
-    if x.dtype == np.float32:
-        shape = _engine_shape(x.shape, k, geometry, (oh, ow))
+    shape = _engine_shape(x.shape, k, geometry, (oh, ow))
+    if x.dtype == np.float32 and _engine_passes(shape, threads)[0]:
         bias = b if b is not None else np.zeros(1, np.float32)
         _conv.forward_f32(x, w, bias, b is not None, y, _engine_workspace("forward", shape, threads), shape, threads)
         return y
@@ -142,22 +164,22 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     dy = _checks.float_array(dy, "dy", ndim=4)
     _checks.same_dtype(x=x, dy=dy)
     _checks.expect_shape(dy, (n, k, oh, ow), "dy")
-    if x.dtype == np.float32:
-        threads = get_num_threads()
-        shape = _engine_shape(x.shape, k, geometry, (oh, ow))
-        dw, db = np.empty_like(w), np.empty(k, np.float32)
-        if n == 0:
-            dw[...], db[...] = 0, 0
-            return (np.empty_like(x) if need_dx else None), dw, db
-        _conv.dw_f32(dy, x, dw, db, _engine_workspace("dw", shape, threads), shape, threads)
-        if not need_dx:
-            return None, dw, db
-        if _conv.dx_supported(shape):
-            dx = np.empty_like(x)
-            _conv.dx_f32(dy, w, dx, _engine_workspace("dx", shape, threads), shape, threads)
-            return dx, dw, db
-        return _blas_backward(dy, x, w, geometry, need_dx=True, need_dw=False)[0], dw, db
-    return _blas_backward(dy, x, w, geometry, need_dx)
+    threads = get_num_threads()
+    shape = _engine_shape(x.shape, k, geometry, (oh, ow))
+    if x.dtype != np.float32 or n == 0:
+        return _blas_backward(dy, x, w, geometry, need_dx)
+    _, engine_dx, engine_dw = _engine_passes(shape, threads)
+    if not engine_dw:
+        return _blas_backward(dy, x, w, geometry, need_dx)
+    dw, db = np.empty_like(w), np.empty(k, np.float32)
+    _conv.dw_f32(dy, x, dw, db, _engine_workspace("dw", shape, threads), shape, threads)
+    if not need_dx:
+        return None, dw, db
+    if engine_dx:
+        dx = np.empty_like(x)
+        _conv.dx_f32(dy, w, dx, _engine_workspace("dx", shape, threads), shape, threads)
+        return dx, dw, db
+    return _blas_backward(dy, x, w, geometry, need_dx=True, need_dw=False)[0], dw, db
 
 
 def _blas_backward(dy, x, w, geometry, need_dx, need_dw=True):
@@ -168,13 +190,15 @@ def _blas_backward(dy, x, w, geometry, need_dx, need_dw=True):
     threads = get_num_threads()
     block = _block_pixels(rows, pixels, x.itemsize)
     dx = np.empty_like(x) if need_dx else None
-    groups = max(1, min(n, 4 * threads)) if need_dw else 1   # fixed image groups: results independent of timing
-    dw_part = np.zeros((groups, k, rows), dtype=x.dtype)
-    db_part = np.zeros((groups, k), dtype=x.dtype)
+    groups = max(1, min(n, 4 * threads))   # fixed image groups: results independent of thread timing
+    dw_part = np.zeros((groups, k, rows) if need_dw else (groups, 1, 1), dtype=x.dtype)   # unused without dw
+    db_part = np.zeros((groups, k) if need_dw else (groups, 1), dtype=x.dtype)
     if n:
         work = scratch("cols", (threads, rows * block), x.dtype)
         dwork = scratch("dcols", (threads, rows * block), x.dtype)
         _conv.backward(dy.reshape(n, k, pixels), x, w.reshape(k, rows),
                        dx if need_dx else np.empty((0, 0, 0, 0), x.dtype), need_dx, need_dw,
                        dw_part, db_part, work, dwork, block, *geometry, threads)
+    if not need_dw:
+        return dx, np.zeros_like(w), np.zeros(k, dtype=x.dtype)
     return dx, dw_part.sum(axis=0).reshape(w.shape), db_part.sum(axis=0)
