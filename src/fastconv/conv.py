@@ -84,7 +84,7 @@ def _engine_passes(shape, threads):
     """Which passes (forward, dx, dw) of a float32 convolution run on the engine; the others take the im2col +
     BLAS kernels. Measured on the layers of the zoo: the engine's packed GEMM and direct kernel lose where
     each packed value feeds few multiply-adds (a reduction over fewer than 64 values, or fewer than 64 output
-    channels for the packed GEMM), and 1x1 stride-1 convolutions without padding are plain GEMMs on the images
+    channels for the packed GEMM; a weight gradient with fewer than 64 columns), and 1x1 stride-1 convolutions without padding are plain GEMMs on the images
     that BLAS runs without any unfolding."""
     n, c, h, w, k, kh, kw, sh, sw, ph, pw, oh, ow = shape
     if kh == kw == sh == sw == 1 and ph == pw == 0:
@@ -96,7 +96,7 @@ def _engine_passes(shape, threads):
 
     return (worth(forward, c * kh * kw, k),
             _conv.dx_supported(shape) and worth(dx, k * kh * kw, c),
-            True)
+            c * kh * kw >= 64)
 
 
 def _engine_workspace(which, shape, threads):
