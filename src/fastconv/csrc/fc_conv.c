@@ -255,7 +255,7 @@ typedef struct {
     int tiles[4];
 } fc_impl;
 
-/* ---------------------------------------------------------------------------------- the three instruction sets */
+/* ------------------------------------------------- the three instruction sets (fc_conv_impl.h undefines its parameters) */
 
 #define SFX generic
 #define FC_TGT
@@ -265,13 +265,6 @@ typedef struct {
 #define WMR 3
 #define WNR 4
 #include "fc_conv_impl.h"
-#undef SFX
-#undef FC_TGT
-#undef VLEN
-#undef FMR
-#undef FNV
-#undef WMR
-#undef WNR
 
 #if defined(__x86_64__) || defined(__i386__)
 #define FC_X86 1
@@ -284,13 +277,6 @@ typedef struct {
 #define WMR 3
 #define WNR 4
 #include "fc_conv_impl.h"
-#undef SFX
-#undef FC_TGT
-#undef VLEN
-#undef FMR
-#undef FNV
-#undef WMR
-#undef WNR
 
 #define SFX avx512
 #define FC_TGT __attribute__((target("avx512f,avx2,fma")))
@@ -300,13 +286,6 @@ typedef struct {
 #define WMR 4
 #define WNR 6
 #include "fc_conv_impl.h"
-#undef SFX
-#undef FC_TGT
-#undef VLEN
-#undef FMR
-#undef FNV
-#undef WMR
-#undef WNR
 #endif
 
 static const fc_impl *implementation(int isa)

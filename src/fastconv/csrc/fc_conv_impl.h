@@ -6,6 +6,7 @@
  *   FMR/FNV forward micro-tile: FMR output channels x FNV vectors (FNR = FNV*VLEN) of output pixels
  *   WMR/WNR weight-gradient micro-tile: WMR output channels x WNR weight columns, each a VLEN-lane vector of
  *           partial sums over pixels
+ * and undefines all of them at its end.
  *
  * Forward (and dx, as the forward convolution of dy with flipped, transposed weights): C = A^T B with
  *   A = weights packed once per call into FMR-row panels (shared by all threads),
@@ -950,3 +951,10 @@ static const fc_impl F(impl) = {
 #undef F
 #undef VF
 #undef FNR
+#undef SFX
+#undef FC_TGT
+#undef VLEN
+#undef FMR
+#undef FNV
+#undef WMR
+#undef WNR
