@@ -1,6 +1,6 @@
 """Training-step cases: one SGD step (forward, softmax cross-entropy, backward, update) of every model of the zoo
 (``dl2.models.REGISTRY``), in dl2 on fastconv, in PyTorch (the same network, same initial weights:
-:mod:`torch_twin`) and, for the plain Sequential nets of the book, in NumPy on :mod:`fastconv.reference`.
+:mod:`torch_twin`) and, for the book's nets, as the same dl2 model on the :mod:`fastconv.reference` kernels.
 
 Every model is built for ``1x28x28`` inputs (the small variants of the classic architectures) and 10 classes,
 float32, seed 0; batch 100 for the book's networks (:data:`BOOK_NETS`), 128 for the others; random images and
@@ -10,11 +10,8 @@ computes the gradient of the images.
 Targets: dl2 / PyTorch <= 0.8x, and that ratio no higher than the one stored in ``bench/baseline_zoo.json``
 (the same table measured on the kernels of commit 1abc5a3, before the convolution engine).
 """
-import copy
-
 import numpy as np
 
-from fastconv import reference
 
 from fcbench import Case, smoke
 
@@ -107,117 +104,16 @@ class TorchStep:
         return self.twin.parameters()
 
 
-class ReferenceStep:
-    """The same step in plain NumPy on the :mod:`fastconv.reference` kernels, for a Sequential of
-    ``Conv2D`` / ``Linear`` (with bias), ``ReLU``, ``MaxPool2D``, ``Flatten`` and ``Dropout`` (:meth:`supports`).
-
-    Convolutions use ``reference.conv2d_forward``/``conv2d_backward`` (the first layer only computes ``dw`` and
-    ``db``, from ``reference.im2col``, as dl2 and PyTorch skip the image gradient), max pooling
-    ``reference.maxpool2d_*``; ReLU, Linear, Dropout, softmax cross-entropy and SGD are NumPy one-liners.
-    Weights are copied from the dl2 model, and so are its Dropout generators (one copy of a generator the layers
-    share): the same masks as dl2's in the same order.
-    """
-
-    LAYERS = ("Conv2D", "Linear", "ReLU", "MaxPool2D", "Flatten", "Dropout")
-
-    @classmethod
-    def supports(cls, model):
-        import dl2
-
-        return isinstance(model, dl2.Sequential) and all(
-            type(layer).__name__ in cls.LAYERS and getattr(layer, "use_bias", True) for layer in model.layers)
-
-    def __init__(self, dl2_model, lr=LR):
-        if not self.supports(dl2_model):
-            raise ValueError(f"ReferenceStep: only a Sequential of {', '.join(self.LAYERS)} (with biases)")
-        self.lr = lr
-        self.layers = []
-        generators = {}      # deepcopy memo: one copy per generator, however many layers share it
-        for layer in dl2_model.layers:
-            kind = type(layer).__name__
-            spec = {"kind": kind}
-            if kind in ("Conv2D", "Linear"):
-                spec["w"] = layer.weight.data.copy()
-                spec["b"] = layer.bias.data.copy()
-            if kind == "Conv2D":
-                spec["stride"], spec["padding"] = layer.stride, layer.padding
-            elif kind == "MaxPool2D":
-                spec["k"], spec["stride"], spec["padding"] = layer.kernel_size, layer.stride, layer.padding
-            elif kind == "Dropout":
-                spec["p"] = layer.p
-                spec["rng"] = copy.deepcopy(layer.generator, generators)
-            self.layers.append(spec)
+class ReferenceStep(Dl2Step):
+    """The same dl2 step with every kernel from :mod:`fastconv.reference` (``dl2.use_backend("reference")``):
+    what the readable NumPy specification costs. Timed for the book's networks only (:data:`BOOK_NETS`): on the
+    larger models a NumPy step takes seconds."""
 
     def __call__(self, x, t):
-        caches = []
-        a = x
-        for spec in self.layers:                                   # ---- forward
-            kind = spec["kind"]
-            if kind == "Conv2D":
-                caches.append(a)
-                a = reference.conv2d_forward(a, spec["w"], spec["b"], spec["stride"], spec["padding"])
-            elif kind == "ReLU":
-                caches.append(a > 0)
-                a = np.maximum(a, 0)
-            elif kind == "MaxPool2D":
-                y, idx = reference.maxpool2d_forward(a, spec["k"], spec["stride"], spec["padding"])
-                caches.append((idx, a.shape))
-                a = y
-            elif kind == "Flatten":
-                caches.append(a.shape)
-                a = a.reshape(a.shape[0], -1)
-            elif kind == "Linear":
-                caches.append(a)
-                a = a @ spec["w"] + spec["b"]
-            elif kind == "Dropout":
-                keep = spec["rng"].random(a.shape, dtype=np.float32) >= spec["p"]
-                scale = keep.astype(a.dtype) * np.float32(1 / (1 - spec["p"]))
-                caches.append(scale)
-                a = a * scale
-        n = a.shape[0]                                              # ---- softmax cross-entropy (mean)
-        z = a - a.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        loss = float(-logp[np.arange(n), t].astype(np.float64).mean())
-        g = np.exp(logp)
-        g[np.arange(n), t] -= 1
-        g /= n
-        grads = [None] * len(self.layers)
-        first = next(i for i, spec in enumerate(self.layers) if "w" in spec)
-        for i in range(len(self.layers) - 1, first - 1, -1):       # ---- backward
-            spec, cache = self.layers[i], caches[i]
-            kind = spec["kind"]
-            if kind == "Conv2D":
-                if i == first:    # first layer: dw and db only
-                    k = spec["w"].shape[0]
-                    rows = g.transpose(0, 2, 3, 1).reshape(-1, k)
-                    cols = reference.im2col(cache, spec["w"].shape[2:], spec["stride"], spec["padding"])
-                    grads[i] = ((rows.T @ cols).reshape(spec["w"].shape), g.sum(axis=(0, 2, 3)))
-                else:
-                    g, dw, db = reference.conv2d_backward(g, cache, spec["w"], spec["stride"], spec["padding"])
-                    grads[i] = (dw, db)
-            elif kind == "ReLU":
-                g = g * cache
-            elif kind == "MaxPool2D":
-                g = reference.maxpool2d_backward(g, *cache)
-            elif kind == "Flatten":
-                g = g.reshape(cache)
-            elif kind == "Linear":
-                grads[i] = (cache.T @ g, g.sum(axis=0))
-                g = g @ spec["w"].T
-            elif kind == "Dropout":
-                g = g * cache
-        for spec, grad in zip(self.layers, grads):                  # ---- SGD
-            if grad is not None:
-                spec["w"] -= np.float32(self.lr) * grad[0]
-                spec["b"] -= np.float32(self.lr) * grad[1]
-        return loss
+        import dl2
 
-    def params(self):
-        out = []
-        for spec in self.layers:
-            if "w" in spec:
-                out += [spec["w"], spec["b"]]
-        return out
+        with dl2.use_backend("reference"):
+            return super().__call__(x, t)
 
 
 STEPS = {"fastconv": Dl2Step, "reference": ReferenceStep, "torch": TorchStep}
@@ -243,7 +139,7 @@ def train_cases():
     for name in dl2.models.names():
         model = build_model(name)
         n = batch_size(name)
-        impls = ("fastconv", "reference", "torch") if ReferenceStep.supports(model) else ("fastconv", "torch")
+        impls = ("fastconv", "reference", "torch") if name in BOOK_NETS else ("fastconv", "torch")
         cases.append(Case("train", "training step", f"{name} batch {n}", _train_step,
                           {"model": name, "batch": n, "parameters": model.num_parameters()}, impls=impls,
                           targets=(("torch_ratio", "<=", 0.8), ("baseline_ratio", "<=", 1.0))))

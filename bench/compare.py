@@ -366,7 +366,7 @@ def _how_it_is_measured(data, sgemm, baseline):
         "networks (mlp, simple_conv_net, double_conv_net, deep_conv_net, lenet5) and 128 for the others, random "
         "images and labels, softmax cross-entropy (plus the weighted auxiliary losses of GoogLeNet), SGD lr 0.01. "
         "PyTorch runs the same network built by `bench/torch_twin.py` with the same initial weights; the "
-        "reference is a NumPy step on `fastconv.reference` for the plain Sequential nets. None of them computes "
+        "reference is the same dl2 step with every kernel from `fastconv.reference` (`dl2.use_backend(\"reference\")`), for the book's networks. None of them computes "
         "the gradient of the images. *Before* is `bench/baseline_zoo.json`, " + when + "; \"not slower than "
         "before\" compares the same-run ratio dl2/PyTorch, which cancels most of a machine's load.",
         f"- SGEMM: NumPy float32 2048x2048 matmul with 2 threads, in the same session: **{g:.1f} GFLOP/s**."

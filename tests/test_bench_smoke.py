@@ -237,19 +237,28 @@ def test_torch_step_matches_dl2_step(name):
         np.testing.assert_allclose(p, q, rtol=1e-3, atol=1e-4, err_msg=f"{name}: parameter {i} after 2 steps")
 
 
-REFERENCE_NETS = [n for n in ZOO if cases_train.ReferenceStep.supports(cases_train.build_model(n))]
+REFERENCE_NETS = list(cases_train.BOOK_NETS)
 
 
-def test_reference_step_applies_to_the_plain_nets():
-    assert {"simple_conv_net", "deep_conv_net", "mlp"} <= set(REFERENCE_NETS)
-    assert "resnet" not in REFERENCE_NETS
-    with pytest.raises(ValueError, match="only a Sequential"):
-        cases_train.ReferenceStep(cases_train.build_model("resnet"))
+def test_reference_step_runs_on_the_reference_kernels(monkeypatch):
+    import fastconv
+    from fastconv import reference
+
+    calls = {"fastconv": 0, "reference": 0}
+    for name, module in (("fastconv", fastconv), ("reference", reference)):
+        def counting(*args, _f=module.conv2d_forward, _name=name, **kwargs):
+            calls[_name] += 1
+            return _f(*args, **kwargs)
+        monkeypatch.setattr(module, "conv2d_forward", counting)
+    step, x, t = cases_train.make_step("simple_conv_net", "reference", n=3)
+    step(x, t)
+    assert calls == {"fastconv": 0, "reference": 1}
+    assert dl2.get_backend() is fastconv          # the backend is restored after the step
 
 
 @pytest.mark.parametrize("name", REFERENCE_NETS)
 def test_reference_step_matches_dl2_step(name):
-    """Training mode on both sides, Dropout included (the reference copies dl2's generators)."""
+    """Training mode on both sides, Dropout included (both models are built from the same seed)."""
     results = []
     for impl in ("fastconv", "reference"):
         step, x, t = cases_train.make_step(name, impl, n=4)
