@@ -14,6 +14,7 @@ In a world of more than one rank, :func:`world` also
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -141,15 +142,26 @@ def where():
     return _world.where() if _world is not None else ""
 
 
+#: Seconds between a failing rank's last message and ``MPI_Abort``: the launcher forwards each rank's output
+#: asynchronously, and an abort that comes at once can end the job before the message (or that of another rank
+#: failing at the same moment) has been passed on.
+ABORT_GRACE_S = 0.5
+
+
+def _flush_and_abort(comm, code):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(code)
+
+
 def abort(code=1):
     """In a world of more than one rank: flush and end EVERY rank with exit status ``code`` (``MPI_Abort``).
 
     Does nothing in a world of one, or when no world was found (the caller then exits with ``code`` as usual).
     """
     if _world is not None and _world.size > 1:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        _world.comm.Abort(code)
+        _flush_and_abort(_world.comm, code)
 
 
 def _install_abort_hook(w):
@@ -159,8 +171,7 @@ def _install_abort_hook(w):
         previous(exc_type, exc, tb)
         print(f"dl2.distributed: uncaught {exc_type.__name__} on rank {w.rank} of {w.size}: aborting every rank",
               file=sys.stderr)
-        sys.stderr.flush()
-        w.comm.Abort(1)
+        _flush_and_abort(w.comm, 1)
 
     sys.excepthook = hook
 
