@@ -330,11 +330,9 @@ cdef extern from "fc_conv.h" nogil:
     int fc_get_isa()
     int fc_set_isa(int isa)
     const char *fc_isa_name(int isa)
-    void fc_isa_tiles(int isa, int *tiles)
     size_t fc_conv_forward_workspace(const fc_geom *g, int threads)
     void fc_conv_forward(const fc_geom *g, const float *x, const float *w, const float *bias, float *y,
                          void *workspace, int threads)
-    int fc_conv_dx_supported(const fc_geom *g)
     size_t fc_conv_dx_workspace(const fc_geom *g, int threads)
     void fc_conv_dx(const fc_geom *g, const float *dy, const float *w, float *dx, void *workspace, int threads)
     size_t fc_conv_dw_workspace(const fc_geom *g, int threads)
@@ -361,13 +359,6 @@ def get_isa():
 def set_isa(str name):
     if fc_set_isa(isa_names().index(name)) != 0:
         raise ValueError(f"instruction set {name!r} is not supported by this CPU")
-
-
-def isa_tiles(str name):
-    """Micro-tile sizes of ``name``: forward (channels, pixels), weight gradient (channels, columns)."""
-    cdef int tiles[4]
-    fc_isa_tiles(isa_names().index(name), tiles)
-    return (tiles[0], tiles[1]), (tiles[2], tiles[3])
 
 
 def fma_peak(double seconds, int threads):
@@ -399,11 +390,6 @@ def algorithms(tuple shape, int threads):
     cdef int out[3]
     fc_conv_algorithms(&g, threads, out)
     return tuple(fc_algorithm_name(a).decode() for a in out)
-
-
-def dx_supported(tuple shape):
-    cdef fc_geom g = geometry(shape)
-    return bool(fc_conv_dx_supported(&g))
 
 
 def forward_f32(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] bias, bint has_bias,

@@ -1,9 +1,10 @@
 """Convolution (cross-correlation, NCHW, weights ``(K, C, kh, kw)``) and the im2col / col2im transforms.
 
-float32 runs on fastconv's own engine (``csrc/``): packed implicit-GEMM kernels with a register-blocked
-micro-kernel for the instruction set chosen at import (see :func:`fastconv.get_isa`). float64, and the
-``dx`` of strided convolutions, take the im2col + BLAS kernels of ``_conv.pyx``: each OpenMP thread unfolds a
-block of pixels into a cache-sized column buffer and multiplies it with a single-threaded BLAS GEMM.
+float32 runs on fastconv's own engine (``csrc/``: Winograd, direct and packed implicit-GEMM kernels with a
+register-blocked micro-kernel for the instruction set chosen at import, see :func:`fastconv.get_isa`). float64,
+the dx of strided convolutions, and the float32 passes too small for the engine (:func:`_engine_plan`) take the
+im2col + BLAS kernels of ``_conv.pyx``: each OpenMP thread unfolds a block of pixels into a cache-sized column
+buffer and multiplies it with a single-threaded BLAS GEMM. :func:`conv_algorithm` tells which runs.
 """
 import numpy as np
 
@@ -80,23 +81,23 @@ def _engine_shape(x_shape, k, geometry, out_hw):
     return tuple(int(v) for v in (*x_shape, k, *geometry, *out_hw))
 
 
-def _engine_passes(shape, threads):
-    """Which passes (forward, dx, dw) of a float32 convolution run on the engine; the others take the im2col +
-    BLAS kernels. Measured on the layers of the zoo: the engine's packed GEMM and direct kernel lose where
-    each packed value feeds few multiply-adds (a reduction over fewer than 64 values, or fewer than 64 output
-    channels for the packed GEMM; a weight gradient with fewer than 64 columns), and 1x1 stride-1 convolutions without padding are plain GEMMs on the images
-    that BLAS runs without any unfolding."""
+def _engine_plan(shape, threads):
+    """The engine's algorithm for each pass ``(forward, dx, dw)`` of a float32 convolution, ``None`` for a pass
+    that takes the im2col + BLAS kernels. Measured on the layers of the zoo: the engine's packed GEMM and direct
+    kernel lose where each packed value feeds few multiply-adds (a reduction over fewer than 64 values, or fewer
+    than 64 output channels for the packed GEMM; a weight gradient with fewer than 64 columns), and 1x1 stride-1
+    convolutions without padding are plain GEMMs on the images that BLAS runs without any unfolding."""
     n, c, h, w, k, kh, kw, sh, sw, ph, pw, oh, ow = shape
     if kh == kw == sh == sw == 1 and ph == pw == 0:
-        return False, False, False
-    forward, dx, _ = _conv.algorithms(shape, threads)
+        return None, None, None
+    forward, dx, dw = _conv.algorithms(shape, threads)
 
-    def worth(algorithm, reduction, outputs):
-        return algorithm == "winograd" or (reduction >= 64 and (algorithm == "direct" or outputs >= 64))
+    def kept(algorithm, reduction, outputs):
+        worth = algorithm == "winograd" or reduction >= 64 and (
+            algorithm == "direct" or algorithm == "gemm" and outputs >= 64)
+        return algorithm if worth else None
 
-    return (worth(forward, c * kh * kw, k),
-            _conv.dx_supported(shape) and worth(dx, k * kh * kw, c),
-            c * kh * kw >= 64)
+    return kept(forward, c * kh * kw, k), kept(dx, k * kh * kw, c), dw if c * kh * kw >= 64 else None
 
 
 def _engine_workspace(which, shape, threads):
@@ -121,11 +122,8 @@ def conv_algorithm(x_shape, w_shape, stride=1, padding=0, dtype=np.float32):
         raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if np.dtype(dtype) == np.float64:
         return {"forward": "im2col-blas", "dx": "im2col-blas", "dw": "im2col-blas"}
-    shape = _engine_shape(x_shape, w_shape[0], geometry, out_hw)
-    threads = get_num_threads()
-    names = _conv.algorithms(shape, threads)
-    passes = _engine_passes(shape, threads)
-    return {p: name if on else "im2col-blas" for p, name, on in zip(("forward", "dx", "dw"), names, passes)}
+    plan = _engine_plan(_engine_shape(x_shape, w_shape[0], geometry, out_hw), get_num_threads())
+    return {p: algorithm or "im2col-blas" for p, algorithm in zip(("forward", "dx", "dw"), plan)}
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
@@ -142,7 +140,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     rows, pixels = w[0].size, oh * ow
     threads = get_num_threads()
     shape = _engine_shape(x.shape, k, geometry, (oh, ow))
-    if x.dtype == np.float32 and _engine_passes(shape, threads)[0]:
+    if x.dtype == np.float32 and _engine_plan(shape, threads)[0]:
         bias = b if b is not None else np.zeros(1, np.float32)
         _conv.forward_f32(x, w, bias, b is not None, y, _engine_workspace("forward", shape, threads), shape, threads)
         return y
@@ -168,7 +166,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     shape = _engine_shape(x.shape, k, geometry, (oh, ow))
     if x.dtype != np.float32 or n == 0:
         return _blas_backward(dy, x, w, geometry, need_dx)
-    _, engine_dx, engine_dw = _engine_passes(shape, threads)
+    _, engine_dx, engine_dw = _engine_plan(shape, threads)
     if not engine_dw:
         return _blas_backward(dy, x, w, geometry, need_dx)
     dw, db = np.empty_like(w), np.empty(k, np.float32)

@@ -252,7 +252,6 @@ typedef struct {
     void (*algorithms)(const fc_geom *, int, int[2]);
     float (*fma_chains)(long, float);
     int vlen;
-    int tiles[4];
 } fc_impl;
 
 /* ------------------------------------------------- the three instruction sets (fc_conv_impl.h undefines its parameters) */
@@ -341,11 +340,6 @@ const char *fc_isa_name(int isa)
 {
     static const char *names[FC_ISA_COUNT] = {"generic", "avx2", "avx512"};
     return isa >= 0 && isa < FC_ISA_COUNT ? names[isa] : "unknown";
-}
-
-void fc_isa_tiles(int isa, int tiles[4])
-{
-    memcpy(tiles, implementation(isa)->tiles, sizeof(int) * 4);
 }
 
 size_t fc_conv_forward_workspace(const fc_geom *g, int threads)

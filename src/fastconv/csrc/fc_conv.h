@@ -24,7 +24,6 @@ int fc_isa_supported(int isa);      /* 1 when this CPU (and its OS) can run ``is
 int fc_get_isa(void);
 int fc_set_isa(int isa);            /* 0 on success, -1 when ``isa`` is not supported here */
 const char *fc_isa_name(int isa);
-void fc_isa_tiles(int isa, int tiles[4]);   /* forward MR, NR and weight-gradient MR, NR of ``isa`` */
 
 /* y = conv(x, w) + bias (bias may be NULL). */
 size_t fc_conv_forward_workspace(const fc_geom *g, int threads);

@@ -945,7 +945,7 @@ static FC_TGT float F(fma_chains)(long iters, float seed)
 }
 
 static const fc_impl F(impl) = {
-    F(conv_workspace), F(conv), F(dw_any_workspace), F(dw_any), F(algorithms), F(fma_chains), VLEN, {FMR, FNR, WMR, WNR},
+    F(conv_workspace), F(conv), F(dw_any_workspace), F(dw_any), F(algorithms), F(fma_chains), VLEN,
 };
 
 #undef F
