@@ -231,6 +231,71 @@ def test_minimises_rosenbrock(make):
     np.testing.assert_allclose(p.data, [1.0, 1.0], atol=1e-2)
 
 
+# --------------------------------------------------------------------- decoupled weight decay
+def _decoupled(make, **kw):
+    w, b = param([1.0, -2.0]), param([3.0], regularize=False)
+    w.grad[...] = [0.5, 0.3]
+    b.grad[...] = [0.2]
+    opt = make([w, b], lr=0.1, weight_decay=0.5, decoupled_weight_decay=True, **kw)
+    return w, b, opt
+
+
+def test_decoupled_decay_sgd_momentum_nesterov_hand_computed():
+    # shrink = 1 - 0.1 * 0.5 = 0.95, applied to w only; g is the bare gradient
+    for make, k in ((SGD, 1.0), (Momentum, 1.0), (Nesterov, 1.9)):   # first step: w*0.95 - k * lr * g
+        w, b, opt = _decoupled(make)
+        opt.step()
+        np.testing.assert_allclose(w.data, [0.95 - k * 0.05, -1.9 - k * 0.03], err_msg=make.__name__)
+        np.testing.assert_allclose(b.data, [3.0 - k * 0.02], err_msg=make.__name__)   # bias: no decay
+
+
+def test_decoupled_decay_adam_is_adamw():
+    w, b, opt = _decoupled(Adam, eps=0.0)
+    opt.step()
+    # first Adam step is lr * sign(g) of the bare gradient; the decay multiplies w before it
+    np.testing.assert_allclose(w.data, [0.95 - 0.1, -1.9 - 0.1])
+    np.testing.assert_allclose(b.data, [3.0 - 0.1])
+    w.grad[...] = [-0.5, 0.3]
+    opt.step()
+    m = 0.9 * 0.1 * np.array([0.5, 0.3]) + 0.1 * np.array([-0.5, 0.3])
+    v = 0.999 * 0.001 * np.array([0.25, 0.09]) + 0.001 * np.array([0.25, 0.09])
+    step = 0.1 * (m / (1 - 0.9 ** 2)) / np.sqrt(v / (1 - 0.999 ** 2))
+    np.testing.assert_allclose(w.data, np.array([0.85, -2.0]) * 0.95 - step)
+
+
+def test_decoupled_decay_differs_from_coupled_for_adam_and_leaves_bn_untouched():
+    w, _, opt = _decoupled(Adam, eps=0.0)
+    w2 = param([1.0, -2.0])
+    w2.grad[...] = [0.5, 0.3]
+    Adam([w2], lr=0.1, eps=0.0, weight_decay=0.5).step()
+    opt.step()
+    assert not np.allclose(w.data, w2.data)
+    from dl2.layers import BatchNorm2D
+    bn = BatchNorm2D()
+    bn.build((2, 3, 3))
+    before = [p.data.copy() for p in bn.parameters()]
+    SGD(bn.parameters(), lr=0.1, weight_decay=0.5, decoupled_weight_decay=True).step()   # zero gradients
+    for p, old in zip(bn.parameters(), before):
+        np.testing.assert_array_equal(p.data, old)
+    b = param([2.0], regularize=False)
+    SGD([b], lr=0.1, weight_decay=0.5, regularize_all=True, decoupled_weight_decay=True).step()
+    np.testing.assert_allclose(b.data, [2.0 * 0.95])
+
+
+def test_decoupled_decay_penalty_repr_state_and_validation():
+    w = param([1.0, -2.0])
+    opt = Momentum([w], lr=0.1, weight_decay=0.5, l1=0.1, decoupled_weight_decay=True)
+    assert opt.penalty() == pytest.approx(0.1 * 3.0)          # the L1 part only
+    assert "decoupled_weight_decay=True" in repr(opt)
+    assert "decoupled" not in repr(Momentum([w], lr=0.1, weight_decay=0.5))
+    assert sorted(opt.state_dict()) == sorted(Momentum([w], lr=0.1).state_dict())
+    opt.step()   # zero gradient: g = l1 * sign(w) of the weights before the decay
+    np.testing.assert_allclose(w.data, [0.95 - 0.01, -1.9 + 0.01])
+    for bad in (1, "yes", None, np.bool_(True)):
+        with pytest.raises(TypeError, match="decoupled_weight_decay must be True or False"):
+            SGD([w], decoupled_weight_decay=bad)
+
+
 # --------------------------------------------------------------------- checkpointing
 @pytest.mark.parametrize("make", OPTIMIZERS, ids=IDS)
 def test_state_dict_round_trip_through_npz_continues_identically(make, tmp_path):

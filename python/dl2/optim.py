@@ -18,6 +18,14 @@ Regularisation is added to the gradient (never written into ``p.grad``) for para
 which is exactly the gradient of :meth:`Optimizer.penalty`, ``0.5 * weight_decay * sum(w**2) + l1 * sum(|w|)``
 (note the ½: ``weight_decay`` is the coefficient of ``w`` in the gradient). Adding ``penalty()`` to the loss is
 only for reporting; the optimizer already applies the gradient.
+
+``decoupled_weight_decay=True`` (Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019) takes
+``weight_decay`` out of the gradient and shrinks the regularised weights directly, before each update::
+
+    w <- w * (1 - lr * weight_decay);   then the optimizer's update with g = p.grad + l1 * sign(w)
+
+For plain SGD this equals L2 (coupled) decay; for momentum and adaptive methods it does not, and it is not the
+gradient of any loss term, so :meth:`Optimizer.penalty` then reports only the L1 part. ``Adam`` with it is AdamW.
 """
 import math
 
@@ -74,13 +82,17 @@ class Optimizer:
 
     state_names = ()
 
-    def __init__(self, params, lr=0.01, weight_decay=0.0, l1=0.0, regularize_all=False):
+    def __init__(self, params, lr=0.01, weight_decay=0.0, l1=0.0, regularize_all=False,
+                 decoupled_weight_decay=False):
         who = type(self).__name__
         self.params = _as_param_list(params, who)
         self.lr = _check_positive("lr", lr, who)
         self.weight_decay = _check_nonneg("weight_decay", weight_decay, who)
         self.l1 = _check_nonneg("l1", l1, who)
         self.regularize_all = bool(regularize_all)
+        if not isinstance(decoupled_weight_decay, bool):
+            raise TypeError(f"{who}: decoupled_weight_decay must be True or False, got {decoupled_weight_decay!r}")
+        self.decoupled_weight_decay = decoupled_weight_decay
         self.t = 0
         self.state = [{name: np.zeros_like(p.data) for name in self.state_names} for p in self.params]
 
@@ -89,22 +101,25 @@ class Optimizer:
         return self.regularize_all or p.regularize
 
     def _gradient(self, p):
-        """A fresh array: ``p.grad`` plus the weight-decay / L1 terms where they apply."""
+        """A fresh array: ``p.grad`` plus the (coupled) weight-decay / L1 terms where they apply."""
         g = np.array(p.grad, dtype=p.data.dtype, copy=True)
         if self._regularized(p):
-            if self.weight_decay:
+            if self.weight_decay and not self.decoupled_weight_decay:
                 g += self.weight_decay * p.data
             if self.l1:
                 g += self.l1 * np.sign(p.data)
         return g
 
     def penalty(self):
-        """``0.5 * weight_decay * sum(w**2) + l1 * sum(|w|)`` over the regularised parameters (a float)."""
+        """``0.5 * weight_decay * sum(w**2) + l1 * sum(|w|)`` over the regularised parameters (a float).
+
+        With ``decoupled_weight_decay`` only ``l1 * sum(|w|)``: the decoupled decay is no loss term's gradient.
+        """
         total = 0.0
         for p in self.params:
             if self._regularized(p):
                 w = p.data.reshape(-1)   # a view: no copy of the weights
-                if self.weight_decay:
+                if self.weight_decay and not self.decoupled_weight_decay:
                     total += 0.5 * self.weight_decay * float(np.dot(w, w))
                 if self.l1:
                     total += self.l1 * float(np.linalg.norm(w, 1))
@@ -114,8 +129,12 @@ class Optimizer:
     def step(self):
         """Update every parameter once from its current ``grad`` (in place)."""
         self.t += 1
+        shrink = 1.0 - self.lr * self.weight_decay if self.decoupled_weight_decay else 1.0
         for p, state in zip(self.params, self.state):
-            self._update(p, self._gradient(p), state)
+            g = self._gradient(p)          # before the decay: L1's sign(w) is of the weights the gradient saw
+            if shrink != 1.0 and self._regularized(p):
+                p.data *= shrink
+            self._update(p, g, state)
 
     def _update(self, p, g, state):
         raise NotImplementedError
@@ -157,7 +176,8 @@ class Optimizer:
         self.lr = float(np.asarray(state["lr"]))
 
     def __repr__(self):
-        return (f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay}, l1={self.l1}, "
+        decoupled = ", decoupled_weight_decay=True" if self.decoupled_weight_decay else ""
+        return (f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay}{decoupled}, l1={self.l1}, "
                 f"{len(self.params)} params)")
 
 
@@ -174,8 +194,9 @@ class Momentum(Optimizer):
 
     state_names = ("v",)
 
-    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=0.0, l1=0.0, regularize_all=False):
-        super().__init__(params, lr, weight_decay, l1, regularize_all)
+    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=0.0, l1=0.0, regularize_all=False,
+                 decoupled_weight_decay=False):
+        super().__init__(params, lr, weight_decay, l1, regularize_all, decoupled_weight_decay)
         self.momentum = _check_unit("momentum", momentum, type(self).__name__)
 
     def _update(self, p, g, state):
@@ -204,8 +225,9 @@ class AdaGrad(Optimizer):
 
     state_names = ("r",)
 
-    def __init__(self, params, lr=0.01, eps=1e-8, weight_decay=0.0, l1=0.0, regularize_all=False):
-        super().__init__(params, lr, weight_decay, l1, regularize_all)
+    def __init__(self, params, lr=0.01, eps=1e-8, weight_decay=0.0, l1=0.0, regularize_all=False,
+                 decoupled_weight_decay=False):
+        super().__init__(params, lr, weight_decay, l1, regularize_all, decoupled_weight_decay)
         self.eps = _check_nonneg("eps", eps, type(self).__name__)
 
     def _update(self, p, g, state):
@@ -223,8 +245,8 @@ class RMSProp(Optimizer):
     state_names = ("r",)
 
     def __init__(self, params, lr=0.001, decay=0.99, eps=1e-8, weight_decay=0.0, l1=0.0,
-                 regularize_all=False, alpha=None):
-        super().__init__(params, lr, weight_decay, l1, regularize_all)
+                 regularize_all=False, alpha=None, decoupled_weight_decay=False):
+        super().__init__(params, lr, weight_decay, l1, regularize_all, decoupled_weight_decay)
         who = type(self).__name__
         self.decay = _check_unit("decay", decay if alpha is None else alpha, who)
         self.eps = _check_nonneg("eps", eps, who)
@@ -246,8 +268,9 @@ class Adam(Optimizer):
     state_names = ("m", "v")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, l1=0.0,
-                 regularize_all=False):
-        super().__init__(params, lr, weight_decay, l1, regularize_all)
+                 regularize_all=False,
+                 decoupled_weight_decay=False):
+        super().__init__(params, lr, weight_decay, l1, regularize_all, decoupled_weight_decay)
         who = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{who}: betas must be a pair (b1, b2), got {betas!r}")
