@@ -132,7 +132,8 @@ def test_missing_dataset_is_a_one_line_error(capsys, no_datasets):
     (["train", "--augment", "rotate"], "--augment: expected a comma-separated list of flip, crop"),
     (["train", "--input-shape", "1,x,8"], "--input-shape: expected positive integers"),
     (["train", "--schedule", "linear"], "--schedule: invalid choice"),
-    (["train", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
+    (["train", "--warmup", "-1"], "--warmup: expected a number in [0, inf)"),
+    (["train", "--lr-step", "step"], "--lr-step: invalid choice"),
     (["train", "--label-smoothing", "1"], "--label-smoothing: expected a number in [0, 1)"),
     (["train", "--momentum", "1.5"], "--momentum: expected a number in [0, 1)"),
     (["train", "--gamma", "0"], "--gamma: expected a number in (0, 1)"),
@@ -238,6 +239,61 @@ def test_step_schedule_momentum_and_input_shape(capsys):
     assert code == 0
     code, _, err = run(capsys, "train", "--input-shape", "1,4,4", "--epochs", "1")
     assert code == 1 and "cannot reshape or pad training samples of shape (1, 8, 8)" in err
+
+
+def test_onecycle_per_batch_and_decoupled_weight_decay(capsys, tmp_path):
+    path = tmp_path / "run.json"
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "2", "--lr", "0.01", "--schedule", "onecycle",
+                       "--optimizer", "adam", "--weight-decay", "0.05", "--decoupled-weight-decay", "--val-split", "0",
+                       "--batch-size", "500", "--no-progress", "--json", str(path))
+    assert code == 0, out
+    assert "schedule onecycle per batch, decoupled weight decay 0.05" in out and "lr 0.01," in out
+    import json
+    from dl2.data import load_digits
+    from dl2.module import Parameter
+    from dl2.optim import SGD, OneCycleLR
+    lrs = json.loads(path.read_text())["history"]["lr"]
+    steps = -(-len(load_digits()[0][0]) // 500)                 # ceil: the steps of one epoch
+    sched = OneCycleLR(SGD([Parameter(np.zeros(1))], lr=0.01), total_steps=2 * steps)
+    expected = [sched.optimizer.lr] + [sched.step() for _ in range(2 * steps - 1)]
+    np.testing.assert_allclose(lrs, [expected[steps - 1], expected[-1]], rtol=1e-12)
+    assert accuracy_of(out) > 0.1
+
+
+def test_cosine_per_batch_with_fractional_warmup(capsys, tmp_path):
+    path = tmp_path / "run.json"
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "2", "--lr", "0.01", "--schedule", "cosine",
+                       "--lr-step", "batch", "--warmup", "0.5", "--val-split", "0", "--batch-size", "500",
+                       "--no-progress", "--json", str(path))
+    assert code == 0 and "schedule cosine per batch after 0.5 warm-up epochs" in out
+    import json
+    from dl2.cli import steps_per_epoch
+    from dl2.data import load_digits
+    steps = steps_per_epoch(len(load_digits()[0][0]), 500)
+    warm = round(0.5 * steps)
+    lrs = json.loads(path.read_text())["history"]["lr"]
+    t = steps - 1 - warm                                        # epoch 1's last step, in the cosine
+    np.testing.assert_allclose(lrs[0], 0.01 * 0.5 * (1 + np.cos(np.pi * t / (2 * steps - warm))), rtol=1e-12)
+
+
+def test_steps_per_epoch_counts_like_the_loaders():
+    from dl2.cli import steps_per_epoch
+    from dl2.data import DataLoader
+    for n, b in ((100, 32), (96, 32), (5, 8)):
+        assert steps_per_epoch(n, b) == len(DataLoader(np.zeros((n, 1)), np.zeros(n), b))
+    assert steps_per_epoch(97, 32, ranks=2) == 3 and steps_per_epoch(98, 32, ranks=2) == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--schedule", "onecycle", "--lr-step", "epoch"], "--schedule onecycle is stepped per batch"),
+    (["--schedule", "onecycle", "--warmup", "1"], "--warmup does not apply to --schedule onecycle"),
+    (["--schedule", "cosine", "--warmup", "0.5"], "--warmup 0.5: a fractional number of warm-up epochs needs"),
+    (["--schedule", "cosine", "--warmup", "2", "--epochs", "2"], "--warmup 2 must be smaller than --epochs 2"),
+    (["--decoupled-weight-decay"], "--decoupled-weight-decay needs a --weight-decay above 0"),
+])
+def test_schedule_option_errors(capsys, argv, message):
+    code, _, err = run(capsys, "train", "--model", "mlp", "--epochs", "1", "--no-progress", *argv)
+    assert code == 1 and message in err, err
 
 
 def test_resume_with_no_epochs_left_says_so(capsys, tmp_path):

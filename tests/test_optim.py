@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl2.module import Module, Parameter
-from dl2.optim import (SGD, AdaGrad, Adam, ConstantLR, CosineLR, Momentum, Nesterov, RMSProp, StepLR,
+from dl2.optim import (SGD, AdaGrad, Adam, ConstantLR, CosineLR, Momentum, Nesterov, OneCycleLR, RMSProp, StepLR,
                        clip_grad_norm)
 
 
@@ -396,6 +396,84 @@ def test_schedule_state_dict_round_trip():
     assert sched2.step() == sched.step() == 0.125
 
 
+def lrs_of(sched, n):
+    """The lr of steps 0 .. n-1 (the lr the optimizer holds before each step)."""
+    out = [sched.optimizer.lr]
+    for _ in range(n - 1):
+        out.append(sched.step())
+    return out
+
+
+def test_per_batch_warmup_then_cosine_counts_steps():
+    opt = SGD([param([1.0])], lr=1.0)
+    sched = CosineLR(opt, t_max=8, warmup=4, interval="batch")
+    assert sched.interval == "batch"
+    lrs = lrs_of(sched, 14)
+    np.testing.assert_allclose(lrs[:5], [0.2, 0.4, 0.6, 0.8, 1.0])      # linear from ~0 to base_lr over 4 steps
+    np.testing.assert_allclose(lrs[4 + 4], 0.5, atol=1e-15)              # half-way through the cosine
+    np.testing.assert_allclose(lrs[4 + 8:], [0.0, 0.0], atol=1e-15)      # its end, and after
+    opt = SGD([param([1.0])], lr=1.0)
+    assert lrs_of(StepLR(opt, step_size=3, gamma=0.5, interval="batch"), 7) == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    with pytest.raises(ValueError, match="interval must be 'epoch' or 'batch'"):
+        ConstantLR(opt, interval="step")
+    with pytest.raises(ValueError, match=r"warmup \(steps\) must be >= 0"):
+        ConstantLR(opt, warmup=-1, interval="batch")
+
+
+@pytest.mark.parametrize("anneal", ["cos", "linear"])
+def test_one_cycle_values(anneal):
+    opt = SGD([param([1.0])], lr=0.5)
+    sched = OneCycleLR(opt, total_steps=9, max_lr=2.0, pct_start=0.25, div_factor=4, final_div_factor=10,
+                       anneal=anneal)
+    assert sched.interval == "batch" and sched.base_lr == 2.0
+    lrs = lrs_of(sched, 11)
+    # peak at step 0.25 * 8 = 2; start 2 / 4 = 0.5; end 0.5 / 10 = 0.05 at the last step 8
+    assert lrs[0] == pytest.approx(0.5) and lrs[2] == pytest.approx(2.0)
+    assert lrs[8] == pytest.approx(0.05) and lrs[9] == lrs[10] == pytest.approx(0.05)
+    up = 0.5 + 1.5 * (0.5 if anneal == "cos" else 0.5)                 # step 1: half-way up in both shapes
+    assert lrs[1] == pytest.approx(up)
+    x = 3 / 6                                                           # step 5: half-way down
+    assert lrs[5] == pytest.approx(2.0 + (0.05 - 2.0) * x)
+    x = 1 / 6                                                           # step 3: the first after the peak
+    shape = 0.5 * (1 - math.cos(math.pi * x)) if anneal == "cos" else x
+    assert lrs[3] == pytest.approx(2.0 + (0.05 - 2.0) * shape)
+    assert np.all(np.diff(lrs[:3]) > 0) and np.all(np.diff(lrs[2:9]) < 0)
+
+
+def test_one_cycle_defaults_and_errors():
+    opt = SGD([param([1.0])], lr=0.1)
+    sched = OneCycleLR(opt, total_steps=100)
+    assert sched.base_lr == 0.1 and opt.lr == pytest.approx(0.1 / 25)
+    lrs = lrs_of(sched, 100)
+    assert max(lrs) == pytest.approx(0.1, rel=1e-4) and np.argmax(lrs) in (24, 25)   # the peak is step 24.75
+    assert lrs[-1] == pytest.approx(0.1 / 25 / 1e4)
+    for kwargs, message in (({"total_steps": 1}, "total_steps must be >= 2"),
+                            ({"total_steps": 10, "pct_start": 1.0}, "pct_start"),
+                            ({"total_steps": 10, "max_lr": 0}, "max_lr"),
+                            ({"total_steps": 10, "div_factor": 0.5}, "div_factor"),
+                            ({"total_steps": 10, "anneal": "exp"}, "anneal must be 'cos' or 'linear'")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            OneCycleLR(opt, **kwargs)
+
+
+def test_per_batch_schedule_state_dict_resumes_at_the_same_step():
+    opt = SGD([param([1.0])], lr=1.0)
+    sched = OneCycleLR(opt, total_steps=20)
+    full = lrs_of(sched, 20)
+    opt = SGD([param([1.0])], lr=1.0)
+    sched = OneCycleLR(opt, total_steps=20)
+    lrs_of(sched, 8)
+    sched.step()                                    # 8 steps done
+    opt2 = SGD([param([1.0])], lr=1.0)
+    sched2 = OneCycleLR(opt2, total_steps=20)
+    sched2.load_state_dict(sched.state_dict())
+    assert lrs_of(sched2, 12) == full[8:]
+    old = {"epoch": 2, "base_lr": 1.0}               # a checkpoint written before "t"
+    sched3 = StepLR(SGD([param([1.0])], lr=1.0), 1, 0.5)
+    sched3.load_state_dict(old)
+    assert sched3.optimizer.lr == 0.25
+
+
 def test_schedule_errors():
     opt = SGD([param([1.0])], lr=1.0)
     with pytest.raises(ValueError):
@@ -479,3 +557,42 @@ def test_bad_params():
         SGD(Empty(), lr=0.1)
     with pytest.raises(ValueError, match="betas"):
         Adam([param([1.0])], betas=(0.9, 1.0))
+
+
+# --------------------------------------------------------------------- schedules in Trainer.fit
+def _digits_run(schedule, epochs, checkpoint=None, resume=None, seed_model=0):
+    import dl2
+    from dl2.callbacks import LambdaCallback
+    (x, t), _ = dl2.data.load_digits()
+    model = dl2.Sequential(dl2.Flatten(), dl2.Linear(16), dl2.ReLU(), dl2.Linear(10), input_shape=(1, 8, 8),
+                           seed=seed_model)
+    opt = Momentum(model.parameters(), lr=0.05)
+    seen = []
+    trainer = dl2.Trainer(model, dl2.SoftmaxCrossEntropy(), opt, seed=1, progress=False, scheduler=schedule(opt),
+                          callbacks=[LambdaCallback(on_batch_end=lambda tr, b, logs: seen.append(tr.optimizer.lr))])
+    history = trainer.fit(x[:100], t[:100], epochs=epochs, batch_size=32, checkpoint=checkpoint, resume=resume)
+    return model, history, seen
+
+
+def test_trainer_steps_a_per_batch_schedule_after_every_step():
+    # 100 samples, batch 32: 4 steps per epoch; on_batch_end sees the lr after the step's schedule update
+    _, history, seen = _digits_run(lambda opt: OneCycleLR(opt, total_steps=8), epochs=2)
+    opt = SGD([param([1.0])], lr=0.05)
+    expected = lrs_of(OneCycleLR(opt, total_steps=8), 9)
+    np.testing.assert_allclose(seen, expected[1:])
+    np.testing.assert_allclose(history["lr"], [expected[3], expected[7]])      # each epoch's last step
+    _, history, seen = _digits_run(lambda opt: StepLR(opt, 1, 0.5), epochs=2)  # per epoch: constant in an epoch
+    np.testing.assert_allclose(seen, [0.05] * 4 + [0.025] * 4)
+    np.testing.assert_allclose(history["lr"], [0.05, 0.025])
+
+
+def test_trainer_resume_continues_a_per_batch_schedule(tmp_path):
+    make = lambda opt: CosineLR(opt, t_max=14, warmup=2, interval="batch")   # noqa: E731
+    model_a, history_a, seen_a = _digits_run(make, epochs=4)
+    ckpt = tmp_path / "c.npz"
+    _, _, seen_b = _digits_run(make, epochs=2, checkpoint=ckpt)
+    model_c, history_c, seen_c = _digits_run(make, epochs=4, resume=ckpt, seed_model=5)
+    assert seen_b + seen_c == seen_a
+    assert history_c["lr"] == history_a["lr"]
+    for (ka, va), (kc, vc) in zip(model_a.state_dict().items(), model_c.state_dict().items()):
+        np.testing.assert_array_equal(va, vc, err_msg=ka)

@@ -3,8 +3,9 @@
 ::
 
     dl2 train [--model cnn] [--model-args JSON] [--dataset digits] [--epochs 30] [--batch-size 32]
-              [--optimizer adam] [--lr LR] [--momentum M] [--weight-decay L2] [--schedule constant|step|cosine]
-              [--warmup EPOCHS] [--augment flip,crop] [--label-smoothing E] [--input-shape C,H,W] ...
+              [--optimizer adam] [--lr LR] [--momentum M] [--weight-decay L2] [--decoupled-weight-decay]
+              [--schedule constant|step|cosine|onecycle] [--lr-step epoch|batch] [--warmup EPOCHS] [--ema DECAY]
+              [--augment flip,crop] [--label-smoothing E] [--input-shape C,H,W] ...
     dl2 eval --model PATH [--dataset digits] [--data-dir DIR]
     dl2 info
     dl2 --version
@@ -61,9 +62,11 @@ def _default_lr(name):
     return inspect.signature(_optimizer_class(name).__init__).parameters["lr"].default
 
 
-def make_optimizer(name, params, lr=None, weight_decay=0.0, momentum=None):
+def make_optimizer(name, params, lr=None, weight_decay=0.0, momentum=None, decoupled_weight_decay=False):
     """The optimizer ``name`` (a key of :data:`OPTIMIZERS`); ``lr=None`` is the optimizer's own default."""
-    kwargs = {"weight_decay": weight_decay}
+    if decoupled_weight_decay and not weight_decay:
+        raise CLIError("--decoupled-weight-decay needs a --weight-decay above 0")
+    kwargs = {"weight_decay": weight_decay, "decoupled_weight_decay": decoupled_weight_decay}
     if lr is not None:
         kwargs["lr"] = lr
     if momentum is not None:
@@ -73,22 +76,44 @@ def make_optimizer(name, params, lr=None, weight_decay=0.0, momentum=None):
     return _optimizer_class(name)(params, **kwargs)
 
 
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
-def make_schedule(name, optimizer, epochs, warmup=0, step_size=None, gamma=0.1):
+def steps_per_epoch(n_train, batch_size, ranks=1):
+    """Optimizer steps in an epoch of ``n_train`` samples: ``ceil(n_train / batch_size)``; with several MPI ranks
+    (``batch_size`` the global batch) a last batch smaller than ``ranks`` is skipped, as dl2.distributed does."""
+    return n_train // batch_size + (1 if n_train % batch_size >= ranks else 0)
+
+
+def make_schedule(name, optimizer, epochs, warmup=0, step_size=None, gamma=0.1, interval=None, batches=1):
     """A learning-rate schedule over ``epochs`` epochs, after ``warmup`` epochs of linear warm-up (None for a
     constant rate without warm-up). ``step``: times ``gamma`` every ``step_size`` epochs (default a third of the
-    epochs after warm-up); ``cosine``: from the lr down to 0 at the last epoch."""
+    epochs after warm-up); ``cosine``: from the lr down to 0 at the last epoch; ``onecycle``: :class:`OneCycleLR`
+    over all the steps (always per batch, its own warm-up). ``interval``: ``"epoch"`` or ``"batch"`` (default:
+    batch for onecycle, else epoch); per batch, with ``batches`` steps per epoch, ``warmup`` may be fractional and
+    every length is converted to steps."""
     from . import optim
+    if interval is None:
+        interval = "batch" if name == "onecycle" else "epoch"
+    if name == "onecycle":
+        if interval != "batch":
+            raise CLIError("--schedule onecycle is stepped per batch: --lr-step epoch does not apply to it")
+        if warmup:
+            raise CLIError("--warmup does not apply to --schedule onecycle (its lr rises over its first quarter)")
+        return optim.OneCycleLR(optimizer, total_steps=epochs * batches)
     if warmup >= epochs:
-        raise CLIError(f"--warmup {warmup} must be smaller than --epochs {epochs}")
-    rest = epochs - warmup
+        raise CLIError(f"--warmup {warmup:g} must be smaller than --epochs {epochs}")
+    if interval == "epoch" and warmup != int(warmup):
+        raise CLIError(f"--warmup {warmup:g}: a fractional number of warm-up epochs needs --lr-step batch")
+    unit = batches if interval == "batch" else 1
+    warmup = max(1, round(warmup * unit)) if warmup else 0
+    rest = epochs * unit - warmup
     if name == "constant":
-        return optim.ConstantLR(optimizer, warmup=warmup) if warmup else None
+        return optim.ConstantLR(optimizer, warmup=warmup, interval=interval) if warmup else None
     if name == "step":
-        return optim.StepLR(optimizer, step_size or max(1, rest // 3), gamma, warmup=warmup)
-    return optim.CosineLR(optimizer, t_max=rest, warmup=warmup)
+        return optim.StepLR(optimizer, step_size * unit if step_size else max(1, rest // 3), gamma, warmup=warmup,
+                            interval=interval)
+    return optim.CosineLR(optimizer, t_max=rest, warmup=warmup, interval=interval)
 
 
 AUGMENTATIONS = ("flip", "crop")
@@ -132,16 +157,6 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonneg_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -225,15 +240,23 @@ def _parser():
                     help="momentum coefficient of --optimizer momentum / nesterov (default: 0.9)")
     tr.add_argument("--weight-decay", type=_float_in(0, float("inf"), hi_open=True), default=0.0,
                     help="L2 coefficient (default: 0)")
+    tr.add_argument("--decoupled-weight-decay", action="store_true",
+                    help="apply --weight-decay as decoupled decay, w *= 1 - lr * weight_decay before each step, "
+                         "instead of adding it to the gradient (with adam: AdamW)")
     tr.add_argument("--schedule", default="constant", choices=SCHEDULES,
-                    help="learning-rate schedule: constant (default), step (x gamma every --step-size epochs) or "
-                         "cosine (down to 0 at the last epoch)")
+                    help="learning-rate schedule: constant (default), step (x gamma every --step-size epochs), "
+                         "cosine (down to 0 at the last epoch) or onecycle (up from lr/25 to lr over the first "
+                         "quarter of the steps, then down to lr/250000; per batch)")
+    tr.add_argument("--lr-step", choices=("epoch", "batch"), default=None,
+                    help="update the schedule's lr after every epoch or every batch (default: epoch; onecycle "
+                         "always per batch)")
     tr.add_argument("--step-size", type=_positive_int, default=None,
                     help="epochs between steps of --schedule step (default: a third of the epochs)")
     tr.add_argument("--gamma", type=_float_in(0, 1, lo_open=True, hi_open=True), default=0.1,
                     help="factor of each step of --schedule step (default: 0.1)")
-    tr.add_argument("--warmup", type=_nonneg_int, default=0, metavar="EPOCHS",
-                    help="epochs of linear learning-rate warm-up before the schedule (default: 0)")
+    tr.add_argument("--warmup", type=_float_in(0, float("inf"), hi_open=True), default=0, metavar="EPOCHS",
+                    help="epochs of linear learning-rate warm-up before the schedule, fractional with --lr-step "
+                         "batch (default: 0)")
     tr.add_argument("--augment", type=_augment_list, default=[], metavar="LIST",
                     help="training-batch augmentation: flip (random horizontal flips), crop (random crops after "
                          "zero padding by --crop-padding), or flip,crop (default: none)")
@@ -379,11 +402,16 @@ def cmd_train(args, out):
         raise CLIError(f"--model-args: {e}") from None
     if args.sync_bn:
         convert_sync_batchnorm(model)
-    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
-    schedule = make_schedule(args.schedule, optimizer, args.epochs, args.warmup, args.step_size, args.gamma)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum,
+                               args.decoupled_weight_decay)
+    schedule = make_schedule(args.schedule, optimizer, args.epochs, args.warmup, args.step_size, args.gamma,
+                             args.lr_step, steps_per_epoch(len(train_idx), args.batch_size, ranks.size))
     transform = make_augmentation(args.augment, args.crop_padding, args.seed)
     loss = SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
-    extras = [f"schedule {args.schedule}" + (f" after {args.warmup} warm-up epochs" if args.warmup else "")]
+    extras = [f"schedule {args.schedule}" + (" per batch" if getattr(schedule, "interval", "") == "batch" else "")
+              + (f" after {args.warmup:g} warm-up epochs" if args.warmup else "")]
+    if args.decoupled_weight_decay:
+        extras.append(f"decoupled weight decay {args.weight_decay:g}")
     if args.augment:
         extras.append("augment " + "+".join(args.augment))
     if args.label_smoothing:

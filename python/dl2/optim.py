@@ -36,7 +36,7 @@ from .module import Parameter
 
 __all__ = [
     "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam",
-    "ConstantLR", "StepLR", "CosineLR", "clip_grad_norm",
+    "ConstantLR", "StepLR", "CosineLR", "OneCycleLR", "clip_grad_norm",
 ]
 
 
@@ -290,83 +290,136 @@ class Adam(Optimizer):
 
 
 # --------------------------------------------------------------------- schedules
-class _Schedule:
-    """Sets ``optimizer.lr`` from the epoch count; call :meth:`step` once per epoch (after training it).
+INTERVALS = ("epoch", "batch")
 
-    ``warmup``: epochs of linear warm-up first, ``lr = base_lr * (epoch + 1) / (warmup + 1)`` for epochs
-    ``0 .. warmup - 1`` (set at once for epoch 0); the schedule proper then starts, its epoch 0 being epoch
-    ``warmup``. ``base_lr`` is the optimizer's lr when the schedule is created.
+
+class _Schedule:
+    """Sets ``optimizer.lr`` from a step count ``t``; call :meth:`step` once per epoch (``interval="epoch"``,
+    the default) or after every optimizer step (``interval="batch"``). :class:`dl2.Trainer` does either,
+    following ``interval``. The schedule's units (``warmup``, ``step_size``, ``t_max``...) are epochs or steps
+    accordingly.
+
+    ``warmup``: units of linear warm-up first, ``lr = base_lr * (t + 1) / (warmup + 1)`` for ``t = 0 ..
+    warmup - 1`` (set at once for ``t = 0``), so per batch the lr rises from about 0 to ``base_lr``; the schedule
+    proper then starts, its ``t = 0`` being ``t = warmup``. ``base_lr`` is the optimizer's lr when the schedule
+    is created.
     """
 
-    def __init__(self, optimizer, warmup=0):
+    def __init__(self, optimizer, warmup=0, interval="epoch"):
         who = type(self).__name__
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{who}: expected an Optimizer, got {type(optimizer).__name__}")
+        if interval not in INTERVALS:
+            raise ValueError(f"{who}: interval must be 'epoch' or 'batch', got {interval!r}")
         self.optimizer = optimizer
+        self.interval = interval
         self.base_lr = optimizer.lr
-        self.warmup = integer(warmup, who, "warmup (epochs)", 0)
-        self.epoch = 0
+        self.warmup = integer(warmup, who, f"warmup ({'epochs' if interval == 'epoch' else 'steps'})", 0)
+        self.t = 0
         if self.warmup:
-            self.optimizer.lr = self.lr   # the first warm-up epoch's; without warm-up epoch 0 runs at base_lr
+            self.optimizer.lr = self.lr   # the first warm-up step's; without warm-up t = 0 runs at base_lr
 
-    def get_lr(self, epoch):
-        """The schedule's lr ``epoch`` epochs after the warm-up."""
+    def get_lr(self, t):
+        """The schedule's lr ``t`` units after the warm-up."""
         raise NotImplementedError
 
     @property
     def lr(self):
-        """The lr of the current epoch (warm-up included)."""
-        if self.epoch < self.warmup:
-            return self.base_lr * (self.epoch + 1) / (self.warmup + 1)
-        return self.get_lr(self.epoch - self.warmup)
+        """The lr of the current epoch or step (warm-up included)."""
+        if self.t < self.warmup:
+            return self.base_lr * (self.t + 1) / (self.warmup + 1)
+        return self.get_lr(self.t - self.warmup)
 
     def step(self):
-        """Advance one epoch and set the optimizer's lr; returns the new lr."""
-        self.epoch += 1
+        """Advance one epoch or step and set the optimizer's lr; returns the new lr."""
+        self.t += 1
         self.optimizer.lr = self.lr
         return self.optimizer.lr
 
     def state_dict(self):
-        return {"epoch": self.epoch, "base_lr": self.base_lr}
+        return {"t": self.t, "base_lr": self.base_lr}
 
     def load_state_dict(self, state):
-        self.epoch = int(np.asarray(state["epoch"]))
+        self.t = int(np.asarray(state["t"] if "t" in state else state["epoch"]))   # older checkpoints: "epoch"
         self.base_lr = float(np.asarray(state["base_lr"]))
         self.optimizer.lr = self.lr
+
+    def __repr__(self):
+        return f"{type(self).__name__}(base_lr={self.base_lr:g}, interval={self.interval!r}, t={self.t})"
 
 
 class ConstantLR(_Schedule):
     """``lr = base_lr`` (useful with ``warmup``)."""
 
-    def get_lr(self, epoch):
+    def get_lr(self, t):
         return self.base_lr
 
 
 class StepLR(_Schedule):
-    """``lr = base_lr * gamma ** (epoch // step_size)``."""
+    """``lr = base_lr * gamma ** (t // step_size)``."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1, warmup=0):
-        super().__init__(optimizer, warmup)
+    def __init__(self, optimizer, step_size, gamma=0.1, warmup=0, interval="epoch"):
+        super().__init__(optimizer, warmup, interval)
         self.step_size = integer(step_size, "StepLR", "step_size", 1)
         self.gamma = _check_positive("gamma", gamma, "StepLR")
 
-    def get_lr(self, epoch):
-        return self.base_lr * self.gamma ** (epoch // self.step_size)
+    def get_lr(self, t):
+        return self.base_lr * self.gamma ** (t // self.step_size)
 
 
 class CosineLR(_Schedule):
-    """``lr = lr_min + (base_lr - lr_min) * (1 + cos(pi * epoch / t_max)) / 2``; stays at ``lr_min`` after."""
+    """``lr = lr_min + (base_lr - lr_min) * (1 + cos(pi * t / t_max)) / 2``; stays at ``lr_min`` after."""
 
-    def __init__(self, optimizer, t_max, lr_min=0.0, warmup=0):
-        super().__init__(optimizer, warmup)
+    def __init__(self, optimizer, t_max, lr_min=0.0, warmup=0, interval="epoch"):
+        super().__init__(optimizer, warmup, interval)
         self.t_max = integer(t_max, "CosineLR", "t_max", 1)
         self.lr_min = _check_nonneg("lr_min", lr_min, "CosineLR")
         if self.lr_min > self.base_lr:
             raise ValueError(f"CosineLR: lr_min ({self.lr_min}) is above the optimizer's lr ({self.base_lr})")
 
-    def get_lr(self, epoch):
-        e = min(epoch, self.t_max)
-        return self.lr_min + (self.base_lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * e / self.t_max))
+    def get_lr(self, t):
+        return _anneal(self.base_lr, self.lr_min, min(t, self.t_max) / self.t_max, "cos")
+
+
+def _anneal(start, end, x, shape):
+    """From ``start`` (x = 0) to ``end`` (x = 1): ``shape`` ``"cos"``, ``start + (end - start) * (1 - cos(pi x)) / 2``,
+    or ``"linear"``, ``start + (end - start) * x``."""
+    if shape == "cos":
+        x = 0.5 * (1.0 - math.cos(math.pi * x))
+    return start + (end - start) * x
+
+
+class OneCycleLR(_Schedule):
+    """The one-cycle policy (Smith & Topin, "Super-convergence", 2018), stepped per batch over ``total_steps``.
+
+    With ``p = pct_start * (total_steps - 1)``: the lr goes from ``max_lr / div_factor`` at step 0 up to
+    ``max_lr`` at step ``p``, then down to ``max_lr / (div_factor * final_div_factor)`` at the last step
+    ``total_steps - 1`` (and stays there). ``anneal``: ``"cos"`` (half-cosine pieces) or ``"linear"``.
+    ``max_lr`` defaults to the optimizer's lr (``base_lr``). The momentum is not cycled.
+    """
+
+    def __init__(self, optimizer, total_steps, max_lr=None, pct_start=0.25, div_factor=25.0, final_div_factor=1e4,
+                 anneal="cos"):
+        super().__init__(optimizer, warmup=0, interval="batch")
+        who = type(self).__name__
+        self.total_steps = integer(total_steps, who, "total_steps", 2)
+        if max_lr is not None:
+            self.base_lr = _check_positive("max_lr", max_lr, who)
+        self.pct_start = number(pct_start, who, "pct_start", lo=0, hi=1, lo_open=True, hi_open=True)
+        self.div_factor = number(div_factor, who, "div_factor", lo=1)
+        self.final_div_factor = number(final_div_factor, who, "final_div_factor", lo=1)
+        if anneal not in ("cos", "linear"):
+            raise ValueError(f"{who}: anneal must be 'cos' or 'linear', got {anneal!r}")
+        self.anneal = anneal
+        self.optimizer.lr = self.lr
+
+    def get_lr(self, t):
+        peak = self.pct_start * (self.total_steps - 1)
+        start = self.base_lr / self.div_factor
+        if t <= peak:
+            return _anneal(start, self.base_lr, t / peak, self.anneal)
+        x = min(1.0, (t - peak) / (self.total_steps - 1 - peak))
+        return _anneal(self.base_lr, start / self.final_div_factor, x, self.anneal)
 
 
 # --------------------------------------------------------------------- clipping

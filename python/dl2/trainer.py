@@ -37,7 +37,8 @@ class Trainer:
     ``[EarlyStopping(patience=3)]``. ``seed`` seeds the shuffling (the model's initialisation and dropout
     masks come from the model's own seed). ``progress``: True (a per-batch bar and one line per epoch on
     stderr), ``"bar"`` (the bar only) or False. ``scheduler``: a :mod:`dl2.optim` schedule, stepped after each
-    epoch. ``clip_norm``: clip the global gradient norm before each step.
+    epoch, or after every optimizer step when its ``interval`` is ``"batch"``. ``clip_norm``: clip the global
+    gradient norm before each step.
     ``data_parallel``: ``"auto"`` trains data-parallel over the MPI ranks when the process runs under
     ``mpiexec`` with more than one rank (see :mod:`dl2.distributed`; ``batch_size`` is then the global batch),
     True requires it, False never does it.
@@ -135,7 +136,8 @@ class Trainer:
         History: per-epoch lists ``loss`` (mean training loss incl. auxiliary heads, plus ``optimizer.penalty()``
         at the end of the epoch),
         one list per metric, ``val_loss`` (data loss + penalty, comparable with ``loss``) and ``val_<metric>``
-        with ``validation_data=(x_val, t_val)``, ``lr`` and ``time`` (seconds). With ``grad_stats``:
+        with ``validation_data=(x_val, t_val)``, ``lr`` (the learning rate of the epoch's last step) and ``time``
+        (seconds). With ``grad_stats``:
         ``grad_norm`` ``{layer: [per epoch]}`` (mean over batches of the L2 norm of the layer's parameter
         gradients) and, for a Sequential, ``act_mean`` / ``act_std`` of each layer's output.
 
@@ -196,8 +198,8 @@ class Trainer:
                     val = self.evaluate(xv, tv, batch_size=max(batch_size, 256))
                     logs["val_loss"] = val.pop("loss") + penalty
                     logs.update({f"val_{k}": v for k, v in val.items()})
-                logs["lr"] = float(getattr(self.optimizer, "lr", float("nan")))
-                if self.scheduler is not None:
+                logs["lr"] = logs.pop("_lr")     # the lr of the epoch's last step
+                if self.scheduler is not None and not self._per_batch_schedule:
                     self.scheduler.step()
                 logs["time"] = time.perf_counter() - logs.pop("_start")
                 for key, value in logs.items():
@@ -221,6 +223,10 @@ class Trainer:
             cb.on_train_end(self)
         return self.history
 
+    @property
+    def _per_batch_schedule(self):
+        return getattr(self.scheduler, "interval", "epoch") == "batch"
+
     def _penalty(self):
         opt = self.optimizer
         if getattr(opt, "weight_decay", 0) or getattr(opt, "l1", 0):
@@ -236,6 +242,8 @@ class Trainer:
         sums.update({name: 0.0 for name, _ in self.metrics})
         seen = 0
         n_batches = len(loader)
+        lr = float("nan")
+        batch_schedule = self._per_batch_schedule
         try:
             for b, (xb, tb) in enumerate(loader):
                 model.zero_grad()
@@ -255,7 +263,10 @@ class Trainer:
                     clip_grad_norm(self.optimizer.params, self.clip_norm)
                 if stats is not None:
                     stats.batch()
+                lr = float(getattr(self.optimizer, "lr", float("nan")))
                 self.optimizer.step()
+                if batch_schedule:
+                    self.scheduler.step()
                 n = len(xb)
                 seen += n
                 sums["loss"] += value * n
@@ -272,7 +283,7 @@ class Trainer:
                 bar.close()
         sums, seen = self.parallel.reduce_sums(sums, seen)
         logs = {k: v / seen for k, v in sums.items()}
-        logs["_start"] = start
+        logs["_start"], logs["_lr"] = start, lr
         return logs
 
     def _diverged(self, what, epoch, b, n_batches, checkpoint, last_good):
