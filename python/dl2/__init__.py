@@ -17,6 +17,7 @@ from . import data, optim
 
 # --- containers, serialization, trainer (dl2.containers, dl2.serialization, dl2.trainer) ---
 from .containers import AuxHead, Concat, Residual, Sequential, auxiliary_loss
+from .ema import EMA
 from .evaluation import evaluate
 from .serialization import from_config, load, load_checkpoint, save, save_checkpoint, to_config
 from .trainer import EarlyStopping, Trainer

@@ -243,6 +243,9 @@ def _parser():
     tr.add_argument("--decoupled-weight-decay", action="store_true",
                     help="apply --weight-decay as decoupled decay, w *= 1 - lr * weight_decay before each step, "
                          "instead of adding it to the gradient (with adam: AdamW)")
+    tr.add_argument("--ema", type=_float_in(0, 1, lo_open=True, hi_open=True), default=None, metavar="DECAY",
+                    help="keep an exponential moving average of the weights (e.g. 0.999): validation, the test "
+                         "accuracy and --save use it (default: off)")
     tr.add_argument("--schedule", default="constant", choices=SCHEDULES,
                     help="learning-rate schedule: constant (default), step (x gamma every --step-size epochs), "
                          "cosine (down to 0 at the last epoch) or onecycle (up from lr/25 to lr over the first "
@@ -416,6 +419,8 @@ def cmd_train(args, out):
         extras.append("augment " + "+".join(args.augment))
     if args.label_smoothing:
         extras.append(f"label smoothing {args.label_smoothing:g}")
+    if args.ema:
+        extras.append(f"EMA of the weights (decay {args.ema:g})")
     print(f"model {args.model} ({model.num_parameters():,} parameters), dataset {args.dataset} "
           f"({len(train_idx)} train, {n_val} validation, {len(xt)} test), optimizer {args.optimizer} "
           f"lr {schedule.base_lr if schedule else optimizer.lr:g}, " + ", ".join(extras), file=out, flush=True)
@@ -423,7 +428,7 @@ def cmd_train(args, out):
         import fastconv
         print(f"data-parallel: {ranks.size} ranks x {fastconv.get_num_threads()} threads, global batch "
               f"{args.batch_size}{', synchronised batch norm' if args.sync_bn else ''}", file=out, flush=True)
-    trainer = Trainer(model, loss, optimizer, seed=args.seed, scheduler=schedule,
+    trainer = Trainer(model, loss, optimizer, seed=args.seed, scheduler=schedule, ema=args.ema,
                       progress=False if args.no_progress or not ranks.is_root else "bar", callbacks=[_epoch_table(out)])
     start = time.perf_counter()
     history = trainer.fit(x[train_idx], t[train_idx], epochs=args.epochs, batch_size=args.batch_size,
@@ -436,6 +441,8 @@ def cmd_train(args, out):
               f"{args.epochs}; evaluating it as it is", file=out)
     else:
         print(f"training time: {wall:.1f} s for {trainer.epochs_trained} epochs", file=out)
+    if trainer.ema is not None:
+        trainer.ema.copy_to(model)        # the model to save and test is the average (the checkpoint: the live one)
     if args.save and ranks.is_root:
         save(model, args.save)
         print(f"saved model to {args.save}", file=out)

@@ -9,6 +9,7 @@
 
 ``x`` is ``(N, *model.input_shape)``; ``t`` integer labels ``(N,)`` or targets ``(N, *model.output_shape)``.
 """
+import contextlib
 import math
 import os
 import sys
@@ -21,6 +22,7 @@ from .callbacks import Callback, EarlyStopping, ProgressBar
 from .containers import aux_heads, auxiliary_loss
 from .checks import integer, number
 from .data import DataLoader
+from .ema import EMA
 from .evaluation import METRICS, check_batch_size, check_data, evaluate, resolve_metrics
 from .module import Module
 from .optim import clip_grad_norm
@@ -42,11 +44,15 @@ class Trainer:
     ``data_parallel``: ``"auto"`` trains data-parallel over the MPI ranks when the process runs under
     ``mpiexec`` with more than one rank (see :mod:`dl2.distributed`; ``batch_size`` is then the global batch),
     True requires it, False never does it.
+    ``ema``: an :class:`dl2.EMA` of ``model`` or a decay (e.g. 0.999, for ``EMA(model, decay)``): updated after
+    every optimizer step; validation, :meth:`evaluate` and :meth:`predict` then use the averaged weights
+    (:meth:`eval_weights`), checkpoints hold it, and the model itself keeps the live (trained) weights, also
+    after :meth:`fit` (``trainer.ema.copy_to(model)`` keeps the average instead).
     The model must be built before the optimizer is created (so that it has parameters).
     """
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), callbacks=(), seed=None, progress=True,
-                 scheduler=None, clip_norm=None, data_parallel="auto"):
+                 scheduler=None, clip_norm=None, data_parallel="auto", ema=None):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be a dl2 Module, got {type(model).__name__}")
         if not model.built:
@@ -61,6 +67,10 @@ class Trainer:
             raise TypeError(f"Trainer: scheduler must be a dl2.optim schedule, got {scheduler!r}")
         if clip_norm is not None:
             clip_norm = number(clip_norm, "Trainer", "clip_norm", lo=0, lo_open=True)
+        if ema is not None and not isinstance(ema, EMA):
+            ema = EMA(model, number(ema, "Trainer", "ema (a decay or a dl2.EMA)", lo=0, hi=1, hi_open=True))
+        if ema is not None and ema.model is not model:
+            raise ValueError("Trainer: ema averages another model than the trainer's")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.metrics = resolve_metrics(metrics)
         self.callbacks = list(callbacks)
@@ -73,6 +83,7 @@ class Trainer:
         self.progress = progress
         self.scheduler = scheduler
         self.clip_norm = clip_norm
+        self.ema = ema
         self.parallel = distributed.data_parallel(model, data_parallel)
         self.stop_training = False
         self.has_validation = False
@@ -81,8 +92,14 @@ class Trainer:
         self.epochs_trained = 0
 
     # ----------------------------------------------------------------- evaluation
+    def eval_weights(self):
+        """Context manager: the weights to evaluate with in the model, the EMA's when the trainer has one (the
+        live ones come back after the block); nothing changes without an EMA."""
+        return self.ema.apply() if self.ema is not None else contextlib.nullcontext(self.model)
+
     def evaluate(self, x, t, batch_size=256):
-        """``{"loss": mean loss, <metric>: value}`` on ``(x, t)`` in eval mode (batched, none dropped).
+        """``{"loss": mean loss, <metric>: value}`` on ``(x, t)`` in eval mode (batched, none dropped), with the
+        :meth:`eval_weights`.
 
         The loss is the data loss only (no weight-decay penalty); see :func:`dl2.evaluate`.
         """
@@ -92,20 +109,25 @@ class Trainer:
         xs, ts = self.parallel.shard(x, t)          # under MPI: this rank's shard; the sums are added up
         sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
         if len(xs):
-            means = evaluate(self.model, xs, ts, self.loss, self.metrics, batch_size)
+            with self.eval_weights():
+                means = evaluate(self.model, xs, ts, self.loss, self.metrics, batch_size)
             sums = {k: v * len(xs) for k, v in means.items()}
         sums, _ = self.parallel.reduce_sums(sums, len(xs))
         return {k: v / n for k, v in sums.items()}
 
     def predict(self, x, batch_size=256):
-        """Eval-mode outputs ``(N, *output_shape)`` in batches; see :meth:`dl2.Module.predict`."""
-        return self.model.predict(x, batch_size)
+        """Eval-mode outputs ``(N, *output_shape)`` in batches, with the :meth:`eval_weights`; see
+        :meth:`dl2.Module.predict`."""
+        with self.eval_weights():
+            return self.model.predict(x, batch_size)
 
     # ----------------------------------------------------------------- training
     def _state(self):
         extra = {"trainer": {"stop_training": self.stop_training}}
         if self.scheduler is not None:
             extra["scheduler"] = self.scheduler.state_dict()
+        if self.ema is not None:
+            extra["ema"] = self.ema.state_dict()
         for i, cb in enumerate(self.callbacks):
             extra[f"callback{i}"] = cb.state_dict()
         return extra
@@ -123,6 +145,8 @@ class Trainer:
             self.rng.bit_generator.state = ck["rng_states"]["shuffle"]
         if self.scheduler is not None and "scheduler" in extra:
             self.scheduler.load_state_dict(extra["scheduler"])
+        if self.ema is not None and "ema" in extra:
+            self.ema.load_state_dict(extra["ema"])
         for i, cb in enumerate(self.callbacks):
             if f"callback{i}" in extra:
                 cb.load_state_dict(extra[f"callback{i}"])
@@ -142,7 +166,7 @@ class Trainer:
         gradients) and, for a Sequential, ``act_mean`` / ``act_std`` of each layer's output.
 
         ``checkpoint``: a path written (atomically) after every epoch; ``resume``: a checkpoint path to continue
-        from (weights, optimizer, shuffling and dropout generators, schedule, callbacks, history).
+        from (weights, optimizer, shuffling and dropout generators, schedule, EMA, callbacks, history).
         ``transform``: a batch augmentation ``fn(xb) -> xb``. A non-finite loss raises FloatingPointError.
         After the call ``epochs_trained`` is the number of epochs this call trained (0 when a resumed checkpoint
         already had ``epochs`` epochs, or when a callback stopped training before the first).
@@ -177,6 +201,8 @@ class Trainer:
         self.parallel.start(self.optimizer, self.rng,
                             (len(x), batch_size, epochs, len(xv) if validation_data is not None else 0))
         loader = self.parallel.loader(loader)
+        if self.ema is not None and self.ema.updates == 0:
+            self.ema.reset()             # from the weights training starts with (rank 0's under MPI)
 
         stats = _GradStats(model) if grad_stats else None
         previous_flag = getattr(model, "needs_input_grad", None)
@@ -267,6 +293,8 @@ class Trainer:
                 self.optimizer.step()
                 if batch_schedule:
                     self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update()
                 n = len(xb)
                 seen += n
                 sums["loss"] += value * n
