@@ -382,8 +382,8 @@ class CosineLR(_Schedule):
 
 
 def _anneal(start, end, x, shape):
-    """From ``start`` (x = 0) to ``end`` (x = 1): ``shape`` ``"cos"``, ``start + (end - start) * (1 - cos(pi x)) / 2``,
-    or ``"linear"``, ``start + (end - start) * x``."""
+    """From ``start`` (x = 0) to ``end`` (x = 1): ``shape`` ``"cos"``,
+    ``start + (end - start) * (1 - cos(pi x)) / 2``, or ``"linear"``, ``start + (end - start) * x``."""
     if shape == "cos":
         x = 0.5 * (1.0 - math.cos(math.pi * x))
     return start + (end - start) * x
