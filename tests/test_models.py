@@ -262,6 +262,27 @@ def test_resnet_blocks_and_projections():
         models.ResNet((3, 224, 224), depth=50)
 
 
+def test_resnet_stage_blocks():
+    model = models.ResNet((1, 28, 28), blocks=(0, 2, 2), width=2)
+    blocks = [m for m in model.layers if isinstance(m, Residual)]
+    assert [b.output_shape for b in blocks] == [(64, 14, 14)] * 2 + [(128, 7, 7)] * 2
+    assert [b.shortcut is not None for b in blocks] == [True, False, True, False]
+    assert model.layers[0].output_shape == (32, 28, 28)      # the stem keeps 16 * width channels
+    stem, (p1, p2), (p3, p4) = 32 * 9 + 64, (64 * 32 * 9 + 64 * 64 * 9 + 64 * 32 + 3 * 128, 2 * (64 * 64 * 9 + 128)), \
+        (128 * 64 * 9 + 128 * 128 * 9 + 128 * 64 + 3 * 256, 2 * (128 * 128 * 9 + 256))
+    assert model.num_parameters() == stem + p1 + p2 + p3 + p4 + 128 * 10 + 10 == 658_922
+    same = models.ResNet((1, 28, 28), blocks=[3, 3, 3], seed=0)
+    assert same.num_parameters() == models.ResNet((1, 28, 28), depth=20).num_parameters()
+    for bad, match in [((1, 2), "three block counts"), ((0, 0, 0), "not all 0"), ((1, -1, 1), "block counts"),
+                       ((1.5, 1, 1), "block counts")]:
+        with pytest.raises(ValueError, match=match):
+            models.ResNet((1, 28, 28), blocks=bad)
+    with pytest.raises(ValueError, match="does not match"):
+        models.ResNet((1, 28, 28), depth=20, blocks=(1, 1, 1))
+    with pytest.raises(ValueError, match="small network only"):
+        models.ResNet((3, 224, 224), blocks=(2, 2, 2))
+
+
 def test_mlp_switches():
     model = models.MLP((64,), hidden_sizes=(50, 40, 30), activation="tanh", weight_init=0.01, batchnorm=True,
                        dropout=0.25, seed=0)
