@@ -121,6 +121,44 @@ def test_resume_continues_identically(digits, tmp_path):
     assert [f for f in os.listdir(tmp_path)] == ["ckpt.npz"]
 
 
+def test_prefetch_changes_nothing_and_resume_is_exact_with_it(digits, tmp_path):
+    """Prefetching (default 1) trains bitwise as without it, and a run resumed with prefetching equals an
+    uninterrupted run without it: the checkpoint holds the shuffling state of the epoch boundary."""
+    import threading
+    from dl2.data.augment import RandomHorizontalFlip
+    x, t, xt, tt = digits
+    model_a, trainer_a = _resume_setup(seed_model=0)
+    history_a = trainer_a.fit(x, t, epochs=4, batch_size=32, validation_data=(xt, tt), prefetch=0,
+                              transform=RandomHorizontalFlip(seed=1))
+    model_b, trainer_b = _resume_setup(seed_model=0)
+    history_b = trainer_b.fit(x, t, epochs=4, batch_size=32, validation_data=(xt, tt), prefetch=2,
+                              transform=RandomHorizontalFlip(seed=1))
+    assert same_weights(weights(model_a), weights(model_b))
+    assert without_time(history_a) == without_time(history_b)
+
+    ckpt = tmp_path / "ckpt.npz"
+    model_c, trainer_c = _resume_setup(seed_model=0)
+    trainer_c.fit(x, t, epochs=2, batch_size=32, validation_data=(xt, tt), checkpoint=ckpt, prefetch=2)
+    model_d, trainer_d = _resume_setup(seed_model=0)
+    history_d = trainer_d.fit(x, t, epochs=4, batch_size=32, validation_data=(xt, tt), resume=ckpt, prefetch=2)
+    model_e, trainer_e = _resume_setup(seed_model=0)
+    history_e = trainer_e.fit(x, t, epochs=4, batch_size=32, validation_data=(xt, tt), prefetch=0)
+    assert same_weights(weights(model_d), weights(model_e))
+    assert without_time(history_d) == without_time(history_e)
+    assert not [th for th in threading.enumerate() if th.name == "dl2-prefetch"]
+
+
+def test_an_error_in_training_stops_the_prefetching_thread(digits):
+    import threading
+    x, t, _, _ = digits
+    model = cnn()
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), progress=False,
+                      callbacks=[LambdaCallback(on_batch_end=lambda tr, b, logs: 1 / (b - 3))])
+    with pytest.raises(ZeroDivisionError):
+        trainer.fit(x, t, epochs=1, batch_size=8, prefetch=2)
+    assert not [th for th in threading.enumerate() if th.name == "dl2-prefetch"]
+
+
 def test_resume_of_a_finished_run_does_nothing(digits, tmp_path):
     x, t, _, _ = digits
     model, trainer = _resume_setup(0)

@@ -154,7 +154,7 @@ class Trainer:
         return ck["epoch"], ck["history"]
 
     def fit(self, x, t, epochs=1, batch_size=32, validation_data=None, shuffle=True, checkpoint=None, resume=None,
-            grad_stats=False, transform=None):
+            grad_stats=False, transform=None, prefetch=1):
         """Train for ``epochs`` epochs (in total: a resumed run continues up to ``epochs``); return the history.
 
         History: per-epoch lists ``loss`` (mean training loss incl. auxiliary heads, plus ``optimizer.penalty()``
@@ -167,7 +167,11 @@ class Trainer:
 
         ``checkpoint``: a path written (atomically) after every epoch; ``resume``: a checkpoint path to continue
         from (weights, optimizer, shuffling and dropout generators, schedule, EMA, callbacks, history).
-        ``transform``: a batch augmentation ``fn(xb) -> xb``. A non-finite loss raises FloatingPointError.
+        ``transform``: a batch augmentation ``fn(xb) -> xb``. ``prefetch``: batches gathered and augmented ahead
+        in a background thread while the model trains (see :class:`dl2.data.DataLoader`; 0 = none). The batches
+        and the checkpoints are the same either way, so it is on by default. Under MPI the thread gathers each
+        global batch and the augmentation runs on each rank's slice in the training thread.
+        A non-finite loss raises FloatingPointError.
         After the call ``epochs_trained`` is the number of epochs this call trained (0 when a resumed checkpoint
         already had ``epochs`` epochs, or when a callback stopped training before the first).
         """
@@ -186,7 +190,7 @@ class Trainer:
         if checkpoint is not None:
             check_writable(checkpoint, "fit: checkpoint")
 
-        loader = DataLoader(x, t, batch_size, shuffle=shuffle, transform=transform)
+        loader = DataLoader(x, t, batch_size, shuffle=shuffle, transform=transform, prefetch=prefetch)
         loader.rng = self.rng            # one shuffling stream per trainer, saved in checkpoints
         model = self.model
         self.stop_training = False
@@ -270,8 +274,9 @@ class Trainer:
         n_batches = len(loader)
         lr = float("nan")
         batch_schedule = self._per_batch_schedule
+        batches = iter(loader)
         try:
-            for b, (xb, tb) in enumerate(loader):
+            for b, (xb, tb) in enumerate(batches):
                 model.zero_grad()
                 y = model.forward(xb)
                 if not np.all(np.isfinite(y)):
@@ -307,6 +312,8 @@ class Trainer:
                     for cb in self.callbacks:
                         cb.on_batch_end(self, b, batch_logs)
         finally:
+            if hasattr(batches, "close"):
+                batches.close()      # an early exit (error, interrupt) also stops a prefetching thread now
             if bar is not None:
                 bar.close()
         sums, seen = self.parallel.reduce_sums(sums, seen)
