@@ -129,7 +129,8 @@ def test_missing_dataset_is_a_one_line_error(capsys, no_datasets):
     (["train", "--frobnicate"], "unrecognized arguments"),
     (["train", "--model-args", "{depth: 3}"], "--model-args: not valid JSON"),
     (["train", "--model-args", "[1, 2]"], "--model-args: expected a JSON object"),
-    (["train", "--augment", "rotate"], "--augment: expected a comma-separated list of flip, crop"),
+    (["train", "--augment", "rotate"], "--augment: expected a comma-separated list of flip, crop, erase"),
+    (["train", "--erase-prob", "1.5"], "--erase-prob: expected a number in [0, 1]"),
     (["train", "--input-shape", "1,x,8"], "--input-shape: expected positive integers"),
     (["train", "--schedule", "linear"], "--schedule: invalid choice"),
     (["train", "--warmup", "-1"], "--warmup: expected a number in [0, inf)"),
@@ -226,6 +227,20 @@ def test_schedule_warmup_augment_smoothing_and_json(capsys, tmp_path):
     assert run_json["args"]["augment"] == ["flip", "crop"]
     assert run_json["test"]["accuracy"] == pytest.approx(accuracy_of(out), abs=5e-5)
     assert run_json["parameters"] == 6_138 and len(run_json["history"]["loss"]) == 4
+
+
+def test_augment_erase_and_its_probability(capsys):
+    from dl2.data.augment import RandomErasing
+    tf = cli.make_augmentation(["flip", "erase"], erase_prob=0.3, seed=4)
+    erase = tf.transforms[-1]
+    assert isinstance(erase, RandomErasing) and erase.p == 0.3 and len(tf.transforms) == 2
+    x = np.ones((8, 1, 8, 8))
+    np.testing.assert_array_equal(erase(x), RandomErasing(p=0.3, seed=6)(x))     # seeded seed + 2
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "1", "--augment", "crop,erase",
+                       "--erase-prob", "0.25", "--no-progress")
+    assert code == 0 and "augment crop+erase" in out
+    code, _, err = run(capsys, "train", "--erase-prob", "0.25", "--epochs", "1")
+    assert code == 1 and "--erase-prob applies to --augment erase only" in err
 
 
 def test_step_schedule_momentum_and_input_shape(capsys):

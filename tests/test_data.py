@@ -10,8 +10,8 @@ import pytest
 from dl2.data import (DataLoader, load_dataset, load_digits, load_fashion_mnist, load_mnist, one_hot,
                       read_idx, write_idx)
 from dl2.data import idx as idx_module
-from dl2.data.augment import (Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomTranslate,
-                              translate)
+from dl2.data.augment import (Compose, Normalize, RandomCrop, RandomErasing, RandomHorizontalFlip,
+                              RandomTranslate, translate)
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -399,6 +399,66 @@ def test_compose_and_seeding(batch):
     assert Compose([])(batch) is not batch
     with pytest.raises(ValueError, match="N, C, H, W"):
         tf(batch[0])
+
+
+def erased_boxes(before, after):
+    """Per sample: the bounding box (top, left, h, w) of the changed pixels (all channels), or None."""
+    boxes = []
+    for changed in np.any(before != after, axis=1):
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        boxes.append(None if not len(rows) else (rows[0], cols[0], rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1))
+    return boxes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_random_erasing_erases_one_rectangle_of_the_asked_size(dtype):
+    h, w = 28, 20
+    x = (1 + np.random.default_rng(0).random((200, 3, h, w)) * 100).astype(dtype)   # no pixel is 0
+    original = x.copy()
+    out = RandomErasing(p=1.0, scale=(0.05, 0.3), seed=0)(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    np.testing.assert_array_equal(x, original)
+    for (top, left, eh, ew), before, after in zip(erased_boxes(x, out), x, out):
+        box = after[:, top:top + eh, left:left + ew]
+        assert not box.any()                                        # the whole rectangle, every channel
+        rest = np.ones((h, w), bool)
+        rest[top:top + eh, left:left + ew] = False
+        np.testing.assert_array_equal(after[:, rest], before[:, rest])
+        # the area is the drawn fraction up to rounding the height and the width to whole pixels
+        slack = (eh + ew) / 2 + 0.25
+        assert 0.05 * h * w - slack <= eh * ew <= 0.3 * h * w + slack
+        assert 0.3 / 1.5 <= eh / ew <= 3.3 * 1.5
+
+
+def test_random_erasing_probability_value_and_seed():
+    x = 1 + np.random.default_rng(1).random((400, 1, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(RandomErasing(p=0.0, seed=0)(x), x)
+    assert RandomErasing(p=0.0)(x) is not x
+    half = erased_boxes(x, RandomErasing(p=0.5, seed=0)(x))
+    assert 150 < sum(b is not None for b in half) < 250
+    a, b = RandomErasing(value="random", seed=3)(x), RandomErasing(value="random", seed=3)(x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, RandomErasing(value="random", seed=4)(x))
+    changed = a != x
+    assert changed.any() and a[changed].min() >= x.min() and a[changed].max() <= x.max()
+    c = RandomErasing(p=1.0, value=0.5, seed=0)(x)
+    assert all(b is not None for b in erased_boxes(x, c))            # p=1: every sample changed
+    np.testing.assert_array_equal(c[c != x], 0.5)
+
+
+def test_random_erasing_fits_when_no_ratio_of_the_range_does():
+    x = np.ones((50, 1, 4, 40), np.float32)              # a wide image, a tall ratio range
+    for (top, left, eh, ew) in erased_boxes(x, RandomErasing(p=1.0, ratio=(2, 3), seed=0)(x)):
+        assert eh <= 4 and ew <= 40
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"p": 1.5}, "p must"), ({"scale": (0.5, 0.1)}, "scale"), ({"scale": (0, 0.1)}, "scale"),
+    ({"ratio": (-1, 2)}, "ratio"), ({"value": "noise"}, "value"), ({"value": float("nan")}, "value"),
+])
+def test_random_erasing_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RandomErasing(**kwargs)
 
 
 def test_download_verifies_sha256(tmp_path, monkeypatch):

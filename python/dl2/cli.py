@@ -116,18 +116,21 @@ def make_schedule(name, optimizer, epochs, warmup=0, step_size=None, gamma=0.1, 
     return optim.CosineLR(optimizer, t_max=rest, warmup=warmup, interval=interval)
 
 
-AUGMENTATIONS = ("flip", "crop")
+AUGMENTATIONS = ("flip", "crop", "erase")
 
 
-def make_augmentation(names, crop_padding=2, seed=0):
+def make_augmentation(names, crop_padding=2, seed=0, erase_prob=0.5):
     """A batch transform from ``names`` (``flip``: random horizontal flips; ``crop``: zero-pad by ``crop_padding``
-    and crop back at a random offset), or None. Their generators are seeded ``seed`` and ``seed + 1``."""
+    and crop back at a random offset; ``erase``: random erasing with probability ``erase_prob``, last), or None.
+    Their generators are seeded ``seed``, ``seed + 1`` and ``seed + 2``."""
     from .data import augment
     steps = []
     if "flip" in names:
         steps.append(augment.RandomHorizontalFlip(seed=seed))
     if "crop" in names:
         steps.append(augment.RandomCrop(padding=crop_padding, seed=seed + 1))
+    if "erase" in names:
+        steps.append(augment.RandomErasing(p=erase_prob, seed=seed + 2))
     return augment.Compose(steps) if steps else None
 
 
@@ -261,9 +264,12 @@ def _parser():
                     help="epochs of linear learning-rate warm-up before the schedule, fractional with --lr-step "
                          "batch (default: 0)")
     tr.add_argument("--augment", type=_augment_list, default=[], metavar="LIST",
-                    help="training-batch augmentation: flip (random horizontal flips), crop (random crops after "
-                         "zero padding by --crop-padding), or flip,crop (default: none)")
+                    help="training-batch augmentation, comma-separated: flip (random horizontal flips), crop "
+                         "(random crops after zero padding by --crop-padding), erase (random erasing of a "
+                         "rectangle with probability --erase-prob) (default: none)")
     tr.add_argument("--crop-padding", type=_positive_int, default=2, help="pixels of padding for crop (default: 2)")
+    tr.add_argument("--erase-prob", type=_float_in(0, 1), default=None,
+                    help="probability that erase erases a rectangle of an image (default: 0.5)")
     tr.add_argument("--label-smoothing", type=_float_in(0, 1, hi_open=True), default=0.0,
                     help="label smoothing of the cross-entropy loss (default: 0)")
     tr.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling, augmentation and the "
@@ -387,6 +393,8 @@ def cmd_train(args, out):
     _check_paths(args)
     if args.step_size is not None and args.schedule != "step":
         raise CLIError("--step-size applies to --schedule step only")
+    if args.erase_prob is not None and "erase" not in args.augment:
+        raise CLIError("--erase-prob applies to --augment erase only")
     _set_threads(args.threads)
     (x, t), (xt, tt) = _load_data(args)
     if args.input_shape:
@@ -409,7 +417,8 @@ def cmd_train(args, out):
                                args.decoupled_weight_decay)
     schedule = make_schedule(args.schedule, optimizer, args.epochs, args.warmup, args.step_size, args.gamma,
                              args.lr_step, steps_per_epoch(len(train_idx), args.batch_size, ranks.size))
-    transform = make_augmentation(args.augment, args.crop_padding, args.seed)
+    transform = make_augmentation(args.augment, args.crop_padding, args.seed,
+                                  0.5 if args.erase_prob is None else args.erase_prob)
     loss = SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
     extras = [f"schedule {args.schedule}" + (" per batch" if getattr(schedule, "interval", "") == "batch" else "")
               + (f" after {args.warmup:g} warm-up epochs" if args.warmup else "")]

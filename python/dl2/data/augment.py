@@ -10,8 +10,8 @@ import numpy as np
 
 import fastconv
 
-__all__ = ["Transform", "RandomCrop", "RandomHorizontalFlip", "RandomTranslate", "Normalize", "Compose",
-           "translate"]
+__all__ = ["Transform", "RandomCrop", "RandomHorizontalFlip", "RandomTranslate", "RandomErasing", "Normalize",
+           "Compose", "translate"]
 
 
 def _check_batch(x, who):
@@ -111,6 +111,59 @@ class RandomTranslate(Transform):
         dy = self.rng.integers(-my, my, size=len(x), endpoint=True)
         dx = self.rng.integers(-mx, mx, size=len(x), endpoint=True)
         return translate(x, dy, dx, self.fill)
+
+
+class RandomErasing(Transform):
+    """Random erasing (Zhong et al., AAAI 2020): with probability ``p`` per sample, fill one rectangle with
+    ``value``.
+
+    The rectangle covers a fraction ``s`` of the image, uniform in ``scale``, with aspect ratio (height /
+    width) log-uniform in ``ratio`` restricted to the ratios at which that area fits in the image (the
+    closest fitting ratio if none of ``ratio`` does); height and width are rounded to whole pixels (at least
+    one), and the position is uniform with the rectangle fully inside. ``value``: a number, or ``"random"``
+    for independent values per erased pixel, uniform between the batch's minimum and maximum (so it suits
+    raw and normalised images alike). The rectangles are drawn for every sample, erased or not.
+    """
+
+    def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0, seed=None):
+        super().__init__(seed)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomErasing: p must be in [0, 1], got {p}")
+        if not (len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1):
+            raise ValueError(f"RandomErasing: scale must be (lo, hi) with 0 < lo <= hi <= 1, got {scale}")
+        if not (len(ratio) == 2 and 0 < ratio[0] <= ratio[1]):
+            raise ValueError(f"RandomErasing: ratio must be (lo, hi) with 0 < lo <= hi, got {ratio}")
+        if not (value == "random" or (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+                                      and np.isfinite(value))):
+            raise ValueError(f"RandomErasing: value must be a finite number or 'random', got {value!r}")
+        self.p = float(p)
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.value = value
+
+    def apply(self, x):
+        n, c, h, w = x.shape
+        erase = self.rng.random(n) < self.p
+        s = self.rng.uniform(*self.scale, size=n)
+        # log ratios at which an area s*h*w fits: r <= h / (s w) (height) and r >= s h / w (width)
+        fit_lo, fit_hi = np.log(s * h / w), np.log(h / (s * w))
+        lo = np.maximum(np.log(self.ratio[0]), fit_lo)
+        hi = np.minimum(np.log(self.ratio[1]), fit_hi)
+        r = np.exp(np.clip(lo + self.rng.random(n) * (hi - lo), fit_lo, fit_hi))
+        eh = np.clip(np.rint(np.sqrt(s * h * w * r)), 1, h).astype(np.int64)
+        ew = np.clip(np.rint(np.sqrt(s * h * w / r)), 1, w).astype(np.int64)
+        top = np.floor(self.rng.random(n) * (h - eh + 1)).astype(np.int64)
+        left = np.floor(self.rng.random(n) * (w - ew + 1)).astype(np.int64)
+        out = x.copy()
+        if self.value == "random" and n:
+            vmin, vmax = float(x.min()), float(x.max())
+        for i in np.flatnonzero(erase):
+            region = out[i, :, top[i]:top[i] + eh[i], left[i]:left[i] + ew[i]]
+            if self.value == "random":
+                region[...] = self.rng.uniform(vmin, vmax, size=region.shape)
+            else:
+                region[...] = self.value
+        return out
 
 
 class Normalize(Transform):
