@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dl2
-from dl2.callbacks import EarlyStopping, LambdaCallback, ProgressBar
+from dl2.callbacks import EarlyStopping, EvaluateEachEpoch, LambdaCallback, ProgressBar
 from dl2.containers import AuxHead, Sequential
 from dl2.layers import (BatchNorm2D, Conv2D, Dropout, Flatten, GlobalAvgPool2D, Linear, MaxPool2D, ReLU,
                         Sigmoid)
@@ -437,3 +437,65 @@ def test_progress_prints_epoch_lines(digits, capsys):
     assert "epoch 1/2" in err and "epoch 2/2" in err and "loss" in err
     Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters()), progress=False).fit(x[:64], t[:64])
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------- per-epoch evaluation, test-time augmentation
+def test_evaluate_each_epoch_records_test_numbers_and_elapsed_time(digits):
+    import time
+    x, t, xt, tt = digits
+    model = cnn()
+    each = EvaluateEachEpoch(xt, tt, start=time.perf_counter() - 100.0)
+    seen = []
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-2), progress=False, seed=0,
+                      callbacks=[each, LambdaCallback(on_epoch_end=lambda tr, e, logs: seen.append(
+                          logs["test_accuracy"])), EarlyStopping("test_accuracy", patience=5)])
+    history = trainer.fit(x, t, epochs=3, batch_size=32)
+    assert history["test_accuracy"] == seen and len(seen) == 3
+    assert each.last[0] == 2 and each.last[1] == trainer.evaluate(xt, tt)     # the trained model's numbers
+    assert history["test_loss"][-1] == each.last[1]["loss"] and history["test_accuracy"][-1] > 0.5
+    elapsed = history["elapsed"]
+    assert elapsed[0] > 100 and elapsed[0] < elapsed[1] < elapsed[2]
+    assert elapsed[2] - 100 >= sum(history["time"])            # wall clock: training plus evaluations
+    with pytest.raises(ValueError, match="EvaluateEachEpoch\\('test'\\): samples of x have shape"):
+        Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters()), progress=False,
+                callbacks=[EvaluateEachEpoch(xt.reshape(len(xt), -1), tt)]).fit(x, t)
+    with pytest.raises(ValueError, match="tta"):
+        EvaluateEachEpoch(xt, tt, tta="rotate")
+
+
+def test_flip_tta_averages_the_outputs_of_the_image_and_its_mirror():
+    model = Sequential(Flatten(), Linear(2), input_shape=(1, 1, 3), seed=0)
+    w = np.array([[1.0, 2.0, 4.0], [0.5, 0.0, -1.0]], model.dtype)
+    state = model.state_dict()
+    weight_key = next(k for k, v in state.items() if v.shape in (w.shape, w.T.shape))
+    bias_key = next(k for k, v in state.items() if v.shape == (2,))
+    state[weight_key] = w if state[weight_key].shape == w.shape else w.T.copy()
+    state[bias_key] = np.array([0.0, 1.0], model.dtype)
+    model.load_state_dict(state)
+    x = np.array([[[[1.0, 0.0, 0.0]]], [[[0.0, 0.0, 3.0]]]], model.dtype)
+    t = np.array([0, 1])
+    # by hand: flip-averaged inputs (x + mirror) / 2 are [.5, 0, .5] and [1.5, 0, 1.5]
+    y = np.array([[2.5, 0.75], [7.5, 0.25]])
+    logp = y - np.log(np.exp(y).sum(1, keepdims=True))
+    expected_loss = -(logp[0, 0] + logp[1, 1]) / 2
+    got = dl2.evaluate(model, x, t, SoftmaxCrossEntropy(), tta="flip")
+    assert got["loss"] == pytest.approx(expected_loss, rel=1e-5) and got["accuracy"] == 0.5
+    plain = dl2.evaluate(model, x, t, SoftmaxCrossEntropy())
+    assert plain["loss"] != pytest.approx(got["loss"], rel=1e-3)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), None, progress=False)
+    assert trainer.evaluate(x, t, tta="flip") == pytest.approx(got)
+    with pytest.raises(ValueError, match="tta must be None or 'flip'"):
+        dl2.evaluate(model, x, t, SoftmaxCrossEntropy(), tta="flop")
+    flat = Sequential(Linear(2), input_shape=(3,), seed=0)
+    with pytest.raises(ValueError, match="needs images"):
+        dl2.evaluate(flat, x.reshape(2, 3), t, SoftmaxCrossEntropy(), tta="flip")
+
+
+def test_flip_tta_of_mirror_symmetric_images_equals_plain_evaluation(digits):
+    x, t, xt, tt = digits
+    model = cnn()
+    Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-2), progress=False).fit(x, t, epochs=1)
+    symmetric = (xt + xt[..., ::-1]) / 2
+    trainer = Trainer(model, SoftmaxCrossEntropy(), None, progress=False)
+    assert trainer.evaluate(symmetric, tt, tta="flip") == trainer.evaluate(symmetric, tt)
+    assert trainer.evaluate(xt, tt, tta="flip") != trainer.evaluate(xt, tt)

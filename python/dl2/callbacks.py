@@ -2,7 +2,8 @@
 
 A callback overrides any of ``on_train_begin(trainer)``, ``on_epoch_begin(trainer, epoch)``,
 ``on_batch_end(trainer, batch, logs)``, ``on_epoch_end(trainer, epoch, logs)`` and ``on_train_end(trainer)``
-(``epoch`` counts from 0; ``logs`` is the dict of this epoch's numbers: ``loss``, ``accuracy``, ``val_loss``...).
+(``epoch`` counts from 0; ``logs`` is the dict of this epoch's numbers: ``loss``, ``accuracy``, ``val_loss``...;
+numbers a callback adds to it in ``on_epoch_end`` enter the history and are seen by the callbacks after it).
 Setting ``trainer.stop_training = True`` ends training after the current epoch. A callback with state that
 must survive a resumed run implements ``state_dict()`` / ``load_state_dict(state)`` (values: JSON scalars or
 NumPy arrays); the trainer stores it in its checkpoints.
@@ -13,7 +14,9 @@ import time
 
 import numpy as np
 
-__all__ = ["Callback", "EarlyStopping", "LambdaCallback", "ProgressBar"]
+from .evaluation import check_batch_size, check_data, check_tta
+
+__all__ = ["Callback", "EarlyStopping", "EvaluateEachEpoch", "LambdaCallback", "ProgressBar"]
 
 
 class Callback:
@@ -128,6 +131,43 @@ class EarlyStopping(Callback):
     def __repr__(self):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, min_delta={self.min_delta}, "
                 f"restore_best={self.restore_best}, mode={self.mode!r})")
+
+
+class EvaluateEachEpoch(Callback):
+    """Evaluate ``(x, t)`` (e.g. the test set) after every epoch, DAWNBench style (accuracy against wall time).
+
+    Adds to the epoch's logs, and so to the history, ``<name>_loss``, ``<name>_<metric>`` (``test_accuracy``...)
+    and ``elapsed``: wall seconds from ``start`` (a ``time.perf_counter()`` value, e.g. taken when the program
+    started; default: the start of ``fit``, or of the resumed part of a run) to the end of this evaluation.
+    The epoch's ``time`` does not include the evaluation. Evaluates with :meth:`dl2.Trainer.evaluate`
+    (batches of ``batch_size``, test-time augmentation ``tta``). Put it before callbacks that use its numbers
+    (``EarlyStopping("test_accuracy")``, a printed table). ``last``: ``(epoch, result)`` of the last evaluation
+    of the current ``fit`` call, or None.
+    """
+
+    def __init__(self, x, t, name="test", batch_size=256, tta=None, start=None):
+        if not (isinstance(name, str) and name):
+            raise ValueError(f"EvaluateEachEpoch: name must be a non-empty string, got {name!r}")
+        self.x, self.t, self.name = x, t, name
+        self.batch_size = check_batch_size(batch_size, "EvaluateEachEpoch")
+        self.tta = check_tta(tta, "EvaluateEachEpoch")
+        self.start = start
+        self.last = None
+
+    def on_train_begin(self, trainer):
+        self.x, self.t = check_data(trainer.model, self.x, self.t, f"EvaluateEachEpoch({self.name!r})",
+                                    trainer.metrics)
+        self._start = time.perf_counter() if self.start is None else self.start
+        self.last = None
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        result = trainer.evaluate(self.x, self.t, self.batch_size, self.tta)
+        logs.update({f"{self.name}_{k}": v for k, v in result.items()})
+        logs["elapsed"] = time.perf_counter() - self._start
+        self.last = (epoch, result)
+
+    def __repr__(self):
+        return f"EvaluateEachEpoch({len(self.x)} samples, name={self.name!r}, tta={self.tta!r})"
 
 
 class ProgressBar:

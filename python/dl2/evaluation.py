@@ -12,7 +12,8 @@ import numpy as np
 from .checks import integer, real_array
 from .module import Module
 
-__all__ = ["METRICS", "accuracy", "evaluate", "check_data", "check_batch_size", "resolve_metrics"]
+__all__ = ["METRICS", "TTA", "accuracy", "evaluate", "check_data", "check_batch_size", "check_tta",
+           "resolve_metrics"]
 
 
 def _class_indices(t):
@@ -81,11 +82,26 @@ def check_data(model, x, t, who, metrics=()):
     return x, t
 
 
-def evaluate(model, x, t, loss, metrics=("accuracy",), batch_size=256):
+#: Test-time augmentations of :func:`evaluate`.
+TTA = (None, "flip")
+
+
+def check_tta(tta, who):
+    if tta not in TTA:
+        raise ValueError(f"{who}: tta must be None or 'flip', got {tta!r}")
+    return tta
+
+
+def evaluate(model, x, t, loss, metrics=("accuracy",), batch_size=256, tta=None):
     """``{"loss": mean loss, <metric>: value}`` of ``model`` on ``(x, t)`` in evaluation mode, ``batch_size``
     samples at a time (none dropped; the previous modes are restored). ``loss``: a dl2 loss such as
     :class:`dl2.SoftmaxCrossEntropy`; ``metrics``: names from :data:`METRICS`, functions ``fn(y, t) -> float``,
-    or ``[(name, fn)]`` pairs. The loss is the data loss only (no weight-decay penalty)."""
+    or ``[(name, fn)]`` pairs. The loss is the data loss only (no weight-decay penalty).
+
+    ``tta="flip"`` (test-time augmentation, images ``(N, C, H, W)`` only): the output for each image is the mean
+    of the model's outputs (the logits) for the image and its horizontal mirror; loss and metrics are computed
+    on that mean. Averaging logits rather than probabilities works for any loss and output; for a softmax
+    classifier it is the normalised geometric mean of the two probability vectors."""
     if not isinstance(model, Module):
         raise TypeError(f"evaluate: expected a dl2 Module, got {type(model).__name__}")
     if not model.built:
@@ -95,12 +111,16 @@ def evaluate(model, x, t, loss, metrics=("accuracy",), batch_size=256):
     metrics = resolve_metrics(metrics)
     x, t = check_data(model, x, t, "evaluate", metrics)
     batch_size = check_batch_size(batch_size, "evaluate")
+    if check_tta(tta, "evaluate") and x.ndim != 4:
+        raise ValueError(f"evaluate: tta='flip' needs images (N, C, H, W), got x of shape {x.shape}")
     sums = {"loss": 0.0}
     sums.update({name: 0.0 for name, _ in metrics})
     with model.eval_mode():
         for i in range(0, len(x), batch_size):
             xb, tb = x[i:i + batch_size], t[i:i + batch_size]
             y = model.forward(xb)
+            if tta == "flip":
+                y = (np.array(y) + model.forward(np.ascontiguousarray(xb[..., ::-1]))) / 2   # y copied first
             sums["loss"] += float(loss.forward(y, tb)) * len(xb)
             for name, fn in metrics:
                 sums[name] += float(fn(y, tb)) * len(xb)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import distributed
-from .callbacks import Callback, EarlyStopping, ProgressBar
+from .callbacks import Callback, EarlyStopping, EvaluateEachEpoch, ProgressBar
 from .containers import aux_heads, auxiliary_loss
 from .checks import integer, number
 from .data import DataLoader
@@ -28,7 +28,7 @@ from .module import Module
 from .optim import clip_grad_norm
 from .serialization import check_writable, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "EarlyStopping", "Callback", "METRICS"]
+__all__ = ["Trainer", "EarlyStopping", "EvaluateEachEpoch", "Callback", "METRICS"]
 
 
 # --------------------------------------------------------------------- the trainer
@@ -97,11 +97,12 @@ class Trainer:
         live ones come back after the block); nothing changes without an EMA."""
         return self.ema.apply() if self.ema is not None else contextlib.nullcontext(self.model)
 
-    def evaluate(self, x, t, batch_size=256):
+    def evaluate(self, x, t, batch_size=256, tta=None):
         """``{"loss": mean loss, <metric>: value}`` on ``(x, t)`` in eval mode (batched, none dropped), with the
         :meth:`eval_weights`.
 
-        The loss is the data loss only (no weight-decay penalty); see :func:`dl2.evaluate`.
+        The loss is the data loss only (no weight-decay penalty); ``tta="flip"`` averages the outputs for each
+        image and its mirror; see :func:`dl2.evaluate`.
         """
         x, t = check_data(self.model, x, t, "evaluate", self.metrics)
         batch_size = check_batch_size(batch_size, "evaluate")
@@ -110,7 +111,7 @@ class Trainer:
         sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
         if len(xs):
             with self.eval_weights():
-                means = evaluate(self.model, xs, ts, self.loss, self.metrics, batch_size)
+                means = evaluate(self.model, xs, ts, self.loss, self.metrics, batch_size, tta)
             sums = {k: v * len(xs) for k, v in means.items()}
         sums, _ = self.parallel.reduce_sums(sums, len(xs))
         return {k: v / n for k, v in sums.items()}
@@ -160,8 +161,9 @@ class Trainer:
         History: per-epoch lists ``loss`` (mean training loss incl. auxiliary heads, plus ``optimizer.penalty()``
         at the end of the epoch),
         one list per metric, ``val_loss`` (data loss + penalty, comparable with ``loss``) and ``val_<metric>``
-        with ``validation_data=(x_val, t_val)``, ``lr`` (the learning rate of the epoch's last step) and ``time``
-        (seconds). With ``grad_stats``:
+        with ``validation_data=(x_val, t_val)``, ``lr`` (the learning rate of the epoch's last step), ``time``
+        (seconds of training and validation), and what callbacks add to the epoch's logs (e.g.
+        :class:`~dl2.callbacks.EvaluateEachEpoch`). With ``grad_stats``:
         ``grad_norm`` ``{layer: [per epoch]}`` (mean over batches of the L2 norm of the layer's parameter
         gradients) and, for a Sequential, ``act_mean`` / ``act_std`` of each layer's output.
 
@@ -232,12 +234,12 @@ class Trainer:
                 if self.scheduler is not None and not self._per_batch_schedule:
                     self.scheduler.step()
                 logs["time"] = time.perf_counter() - logs.pop("_start")
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, epoch, logs)     # may add numbers (EvaluateEachEpoch)
                 for key, value in logs.items():
                     self.history.setdefault(key, []).append(float(value))
                 if stats is not None:
                     stats.end_epoch(self.history)
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
                 if self.progress is True:
                     self._print_epoch(epoch, epochs, logs)
                 if checkpoint is not None:
