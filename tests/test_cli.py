@@ -131,6 +131,8 @@ def test_missing_dataset_is_a_one_line_error(capsys, no_datasets):
     (["train", "--model-args", "[1, 2]"], "--model-args: expected a JSON object"),
     (["train", "--augment", "rotate"], "--augment: expected a comma-separated list of flip, crop, erase"),
     (["train", "--erase-prob", "1.5"], "--erase-prob: expected a number in [0, 1]"),
+    (["train", "--targets", "0.9,95"], "--targets: expected accuracies in (0, 1]"),
+    (["train", "--tta", "rotate"], "--tta: invalid choice"),
     (["train", "--input-shape", "1,x,8"], "--input-shape: expected positive integers"),
     (["train", "--schedule", "linear"], "--schedule: invalid choice"),
     (["train", "--warmup", "-1"], "--warmup: expected a number in [0, inf)"),
@@ -241,6 +243,56 @@ def test_augment_erase_and_its_probability(capsys):
     assert code == 0 and "augment crop+erase" in out
     code, _, err = run(capsys, "train", "--erase-prob", "0.25", "--epochs", "1")
     assert code == 1 and "--erase-prob applies to --augment erase only" in err
+
+
+def test_test_each_epoch_targets_times_and_json(capsys, tmp_path, monkeypatch):
+    import json
+    from dl2.trainer import Trainer
+    path = tmp_path / "run.json"
+    calls = []
+    evaluate = Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: calls.append(1) or evaluate(self, *a, **k))
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "3", "--test-each-epoch", "--no-progress",
+                       "--targets", "0.999,0.5", "--label-smoothing", "0.1", "--json", str(path))
+    assert code == 0
+    lines = out.strip().splitlines()
+    header = next(line.split() for line in lines if line.split()[:1] == ["epoch"])
+    assert header == ["epoch", "loss", "acc", "val_loss", "val_acc", "test_acc", "lr", "sec", "wall"]
+    run_json = json.loads(path.read_text())
+    history = run_json["history"]
+    rows = [line.split() for line in lines if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert [float(r[5]) for r in rows] == [round(a, 4) for a in history["test_accuracy"]]
+    assert len(calls) == 3 + 3              # the validation passes and the test passes; the final one reused
+    assert run_json["test"]["accuracy"] == history["test_accuracy"][-1]
+    assert run_json["test"]["loss"] == history["test_loss"][-1]   # plain cross-entropy, not the smoothed loss
+    hit = next(i for i, a in enumerate(history["test_accuracy"]) if a >= 0.5)
+    assert run_json["targets"] == {"0.5": {"epoch": hit + 1, "wall_s": history["elapsed"][hit]}, "0.999": None}
+    assert f"time to 0.5 test accuracy: {history['elapsed'][hit]:.1f} s (epoch {hit + 1})" in out
+    assert "time to 0.999 test accuracy: not reached" in out
+    assert run_json["wall_s"] >= history["elapsed"][-1] and run_json["cpu_s"] > 0
+    assert re.search(r"^wall time: \d+\.\d s, CPU time: \d+\.\d s$", out, re.M)
+    assert accuracy_of(out) == round(history["test_accuracy"][-1], 4)
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "1", "--test-each-epoch", "--no-progress")
+    assert "time to 0.93 test accuracy" in out and "time to 0.94 test accuracy" in out
+    code, _, err = run(capsys, "train", "--targets", "0.9", "--epochs", "1")
+    assert code == 1 and "--targets needs --test-each-epoch" in err
+
+
+def test_tta_in_train_and_eval(capsys, tmp_path):
+    import dl2
+    path = str(tmp_path / "m.npz")
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "1", "--tta", "flip", "--no-progress",
+                       "--save", path)
+    assert code == 0
+    model = dl2.load(path)
+    _, (xt, tt) = dl2.data.load_digits()
+    flip = dl2.evaluate(model, xt, tt, dl2.SoftmaxCrossEntropy(), tta="flip")
+    assert accuracy_of(out) == round(flip["accuracy"], 4)
+    code, out, _ = run(capsys, "eval", "--model", path, "--tta", "flip")
+    assert code == 0 and accuracy_of(out) == round(flip["accuracy"], 4)
+    code, out, _ = run(capsys, "eval", "--model", path)
+    plain = dl2.evaluate(model, xt, tt, dl2.SoftmaxCrossEntropy())
+    assert accuracy_of(out) == round(plain["accuracy"], 4) and plain != flip
 
 
 def test_step_schedule_momentum_and_input_shape(capsys):

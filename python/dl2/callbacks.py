@@ -140,18 +140,18 @@ class EvaluateEachEpoch(Callback):
     and ``elapsed``: wall seconds from ``start`` (a ``time.perf_counter()`` value, e.g. taken when the program
     started; default: the start of ``fit``, or of the resumed part of a run) to the end of this evaluation.
     The epoch's ``time`` does not include the evaluation. Evaluates with :meth:`dl2.Trainer.evaluate`
-    (batches of ``batch_size``, test-time augmentation ``tta``). Put it before callbacks that use its numbers
+    (batches of ``batch_size``, test-time augmentation ``tta``, ``loss``: default the trainer's). Put it before callbacks that use its numbers
     (``EarlyStopping("test_accuracy")``, a printed table). ``last``: ``(epoch, result)`` of the last evaluation
     of the current ``fit`` call, or None.
     """
 
-    def __init__(self, x, t, name="test", batch_size=256, tta=None, start=None):
+    def __init__(self, x, t, name="test", batch_size=256, tta=None, loss=None, start=None):
         if not (isinstance(name, str) and name):
             raise ValueError(f"EvaluateEachEpoch: name must be a non-empty string, got {name!r}")
         self.x, self.t, self.name = x, t, name
         self.batch_size = check_batch_size(batch_size, "EvaluateEachEpoch")
         self.tta = check_tta(tta, "EvaluateEachEpoch")
-        self.start = start
+        self.loss, self.start = loss, start
         self.last = None
 
     def on_train_begin(self, trainer):
@@ -161,7 +161,7 @@ class EvaluateEachEpoch(Callback):
         self.last = None
 
     def on_epoch_end(self, trainer, epoch, logs):
-        result = trainer.evaluate(self.x, self.t, self.batch_size, self.tta)
+        result = trainer.evaluate(self.x, self.t, self.batch_size, self.tta, self.loss)
         logs.update({f"{self.name}_{k}": v for k, v in result.items()})
         logs["elapsed"] = time.perf_counter() - self._start
         self.last = (epoch, result)

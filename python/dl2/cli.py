@@ -5,14 +5,17 @@
     dl2 train [--model cnn] [--model-args JSON] [--dataset digits] [--epochs 30] [--batch-size 32]
               [--optimizer adam] [--lr LR] [--momentum M] [--weight-decay L2] [--decoupled-weight-decay]
               [--schedule constant|step|cosine|onecycle] [--lr-step epoch|batch] [--warmup EPOCHS] [--ema DECAY]
-              [--augment flip,crop] [--label-smoothing E] [--input-shape C,H,W] ...
-    dl2 eval --model PATH [--dataset digits] [--data-dir DIR]
+              [--augment flip,crop,erase] [--label-smoothing E] [--input-shape C,H,W]
+              [--test-each-epoch] [--targets 0.93,0.94] [--tta flip] ...
+    dl2 eval --model PATH [--dataset digits] [--data-dir DIR] [--tta flip]
     dl2 info
     dl2 --version
     dl2 export --model PATH --out model.onnx [--opset 17] [--keep-aux]
 
 ``train`` holds out ``--val-split`` of the training set for validation, prints a per-epoch table and ends with
-the line ``test accuracy: 0.XXXX``. Models are looked up in the model zoo's registry, ``dl2.models.REGISTRY``
+the line ``test accuracy: 0.XXXX``; with ``--test-each-epoch`` it also evaluates the test set after every epoch
+and reports the wall time (from the start of the command, data loading included) at which each ``--targets``
+accuracy was first reached, DAWNBench style. Models are looked up in the model zoo's registry, ``dl2.models.REGISTRY``
 (``cnn``, ``mlp``, ``lenet5``, ``resnet``...); ``--model-args`` passes constructor arguments. Errors print one line
 and exit non-zero (set ``DL2_DEBUG=1`` for the traceback).
 """
@@ -30,6 +33,9 @@ __all__ = ["main", "get_model", "make_optimizer", "make_schedule", "make_augment
 
 class CLIError(Exception):
     """An error reported as one line, exit status 1."""
+
+
+_started = None     # time.perf_counter() when main() began: a command's wall time counts from there
 
 
 # --------------------------------------------------------------------- models
@@ -198,6 +204,16 @@ def _augment_list(text):
     return names
 
 
+def _targets(text):
+    try:
+        values = [float(s) for s in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected accuracies in (0, 1] separated by commas, got {text!r}")
+    return sorted(values)
+
+
 def _shape(text):
     try:
         shape = tuple(int(s) for s in text.split(","))
@@ -276,6 +292,15 @@ def _parser():
                                                         "validation split (default: 0)")
     tr.add_argument("--val-split", type=_float_in(0, 1, hi_open=True), default=0.1,
                     help="fraction of the training set held out for validation (default: 0.1)")
+    tr.add_argument("--test-each-epoch", action="store_true",
+                    help="evaluate the test set after every epoch (a test_acc column; test_loss, test_accuracy "
+                         "and elapsed in the --json history) and report the time to each of --targets")
+    tr.add_argument("--targets", type=_targets, default=None, metavar="ACC,ACC",
+                    help="test accuracies whose time to reach is reported, with --test-each-epoch "
+                         "(default: 0.93,0.94)")
+    tr.add_argument("--tta", choices=("flip",), default=None,
+                    help="test-time augmentation of the test evaluations: flip (average the outputs for each "
+                         "image and its mirror)")
     tr.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
     tr.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves as a PNG (needs matplotlib)")
     tr.add_argument("--json", metavar="PATH", help="write the run (arguments, history, test result) as JSON")
@@ -289,6 +314,8 @@ def _parser():
     ev.add_argument("--model", required=True, metavar="PATH", help="a model saved by 'dl2 train --save'")
     _data_arguments(ev)
     ev.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")
+    ev.add_argument("--tta", choices=("flip",), default=None,
+                    help="test-time augmentation: flip (average the outputs for each image and its mirror)")
 
     sub.add_parser("info", help="print the version, the fastconv build configuration and the model names")
 
@@ -320,20 +347,27 @@ def _set_threads(n):
         fastconv.set_num_threads(n)
 
 
-def _epoch_table(out):
+def _epoch_table(out, test=False):
+    """The per-epoch table; with ``test`` (per-epoch test evaluation) also ``test_acc`` and ``wall`` (seconds
+    since the command started)."""
     from .callbacks import Callback
 
     class EpochTable(Callback):
         def on_train_begin(self, trainer):
             val = trainer.has_validation
-            cols = ["epoch", "loss", "acc"] + (["val_loss", "val_acc"] if val else []) + ["lr", "sec"]
+            cols = (["epoch", "loss", "acc"] + (["val_loss", "val_acc"] if val else []) + (["test_acc"] if test else [])
+                    + ["lr", "sec"] + (["wall"] if test else []))
             print("  ".join(f"{c:>8}" for c in cols), file=out, flush=True)
 
         def on_epoch_end(self, trainer, epoch, logs):
             cells = [f"{epoch + 1:>8d}", f"{logs['loss']:>8.4f}", f"{logs['accuracy']:>8.4f}"]
             if "val_loss" in logs:
                 cells += [f"{logs['val_loss']:>8.4f}", f"{logs['val_accuracy']:>8.4f}"]
+            if test:
+                cells.append(f"{logs['test_accuracy']:>8.4f}")
             cells += [f"{logs['lr']:>8.2g}", f"{logs['time']:>8.1f}"]
+            if test:
+                cells.append(f"{logs['elapsed']:>8.1f}")
             print("  ".join(cells), file=out, flush=True)
 
     return EpochTable()
@@ -380,8 +414,8 @@ def _check_paths(args):
 
 
 def cmd_train(args, out):
+    from .callbacks import EvaluateEachEpoch
     from .distributed import world
-    from .evaluation import evaluate
     from .layers import convert_sync_batchnorm
     from .losses import SoftmaxCrossEntropy
     from .serialization import save
@@ -395,6 +429,8 @@ def cmd_train(args, out):
         raise CLIError("--step-size applies to --schedule step only")
     if args.erase_prob is not None and "erase" not in args.augment:
         raise CLIError("--erase-prob applies to --augment erase only")
+    if args.targets is not None and not args.test_each_epoch:
+        raise CLIError("--targets needs --test-each-epoch")
     _set_threads(args.threads)
     (x, t), (xt, tt) = _load_data(args)
     if args.input_shape:
@@ -437,8 +473,12 @@ def cmd_train(args, out):
         import fastconv
         print(f"data-parallel: {ranks.size} ranks x {fastconv.get_num_threads()} threads, global batch "
               f"{args.batch_size}{', synchronised batch norm' if args.sync_bn else ''}", file=out, flush=True)
+    test_loss = SoftmaxCrossEntropy()           # the test loss is the plain cross-entropy (no smoothing)
+    each = (EvaluateEachEpoch(xt, tt, tta=args.tta, loss=test_loss, start=_started or time.perf_counter())
+            if args.test_each_epoch else None)
     trainer = Trainer(model, loss, optimizer, seed=args.seed, scheduler=schedule, ema=args.ema,
-                      progress=False if args.no_progress or not ranks.is_root else "bar", callbacks=[_epoch_table(out)])
+                      progress=False if args.no_progress or not ranks.is_root else "bar",
+                      callbacks=([each] if each else []) + [_epoch_table(out, test=each is not None)])
     start = time.perf_counter()
     history = trainer.fit(x[train_idx], t[train_idx], epochs=args.epochs, batch_size=args.batch_size,
                           validation_data=validation, checkpoint=args.checkpoint, resume=args.resume,
@@ -458,15 +498,38 @@ def cmd_train(args, out):
     if args.plot and ranks.is_root:
         _plot(history, args.plot, f"{args.model} on {args.dataset}")
         print(f"wrote plot to {args.plot}", file=out)
-    result = evaluate(model, xt, tt, SoftmaxCrossEntropy(), batch_size=256)
+    if each is not None and each.last is not None:
+        result = each.last[1]                  # the last epoch's evaluation is that of the final model
+    else:
+        result = trainer.evaluate(xt, tt, tta=args.tta, loss=test_loss)
+    targets = _time_to_targets(history, args.targets or [0.93, 0.94]) if each is not None else None
+    total_wall = time.perf_counter() - (_started or start)
+    cpu = time.process_time()
     if args.json:
         from .experiments._common import write_json
         write_json(args.json, {"args": vars(args), "parameters": model.num_parameters(), "history": history,
-                               "train_wall_s": wall, "test": result})
+                               "train_wall_s": wall, "wall_s": total_wall, "cpu_s": cpu, "test": result,
+                               **({"targets": targets} if targets is not None else {})})
         print(f"wrote {args.json}", file=out)
+    for target, reached in (targets or {}).items():
+        print(f"time to {target} test accuracy: " + (f"{reached['wall_s']:.1f} s (epoch {reached['epoch']})"
+                                                     if reached else "not reached"), file=out)
+    print(f"wall time: {total_wall:.1f} s, CPU time: {cpu:.1f} s", file=out)
     print(f"test loss: {result['loss']:.4f}", file=out)
     print(f"test accuracy: {result['accuracy']:.4f}", file=out, flush=True)
     return 0
+
+
+def _time_to_targets(history, targets):
+    """``{"0.93": {"epoch": e, "wall_s": s} or None}``: the first epoch (from 1) whose test accuracy reached each
+    target, and the ``elapsed`` wall time then (from the start of the command that trained that epoch)."""
+    acc, elapsed = history.get("test_accuracy", []), history.get("elapsed", [])
+    first = len(history.get("loss", [])) - len(acc)    # a resumed run's earlier epochs may have no test numbers
+    out = {}
+    for target in targets:
+        hit = next((i for i, a in enumerate(acc) if a >= target), None)
+        out[f"{target:g}"] = None if hit is None else {"epoch": first + hit + 1, "wall_s": elapsed[hit]}
+    return out
 
 
 def cmd_eval(args, out):
@@ -482,7 +545,7 @@ def cmd_eval(args, out):
     if tuple(xt.shape[1:]) != tuple(model.input_shape):
         raise CLIError(f"the model expects inputs of shape {tuple(model.input_shape)} but {args.dataset} images "
                        f"are {tuple(xt.shape[1:])}")
-    result = evaluate(model, xt, tt, SoftmaxCrossEntropy(), batch_size=args.batch_size)
+    result = evaluate(model, xt, tt, SoftmaxCrossEntropy(), batch_size=args.batch_size, tta=args.tta)
     print(f"model {args.model}: {model.num_parameters():,} parameters, {len(xt)} {args.dataset} test images",
           file=out)
     print(f"test loss: {result['loss']:.4f}", file=out)
@@ -525,6 +588,8 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "info": cmd_info, "export": cm
 
 def main(argv=None):
     """Run the ``dl2`` command; returns the exit status (0 on success)."""
+    global _started
+    _started = time.perf_counter()
     from .distributed import abort, where, world
     args = _parser().parse_args(argv)
     try:

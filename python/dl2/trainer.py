@@ -97,12 +97,12 @@ class Trainer:
         live ones come back after the block); nothing changes without an EMA."""
         return self.ema.apply() if self.ema is not None else contextlib.nullcontext(self.model)
 
-    def evaluate(self, x, t, batch_size=256, tta=None):
+    def evaluate(self, x, t, batch_size=256, tta=None, loss=None):
         """``{"loss": mean loss, <metric>: value}`` on ``(x, t)`` in eval mode (batched, none dropped), with the
         :meth:`eval_weights`.
 
-        The loss is the data loss only (no weight-decay penalty); ``tta="flip"`` averages the outputs for each
-        image and its mirror; see :func:`dl2.evaluate`.
+        The loss is the data loss only (no weight-decay penalty) of ``loss`` (default: the trainer's);
+        ``tta="flip"`` averages the outputs for each image and its mirror; see :func:`dl2.evaluate`.
         """
         x, t = check_data(self.model, x, t, "evaluate", self.metrics)
         batch_size = check_batch_size(batch_size, "evaluate")
@@ -111,7 +111,8 @@ class Trainer:
         sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
         if len(xs):
             with self.eval_weights():
-                means = evaluate(self.model, xs, ts, self.loss, self.metrics, batch_size, tta)
+                means = evaluate(self.model, xs, ts, self.loss if loss is None else loss, self.metrics, batch_size,
+                                 tta)
             sums = {k: v * len(xs) for k, v in means.items()}
         sums, _ = self.parallel.reduce_sums(sums, len(xs))
         return {k: v / n for k, v in sums.items()}
