@@ -469,3 +469,24 @@ def test_rss_section_flags_growth():
 
 def test_compare_usage_text():
     assert "python bench/compare.py --run" in textwrap.dedent(compare.__doc__)
+
+
+# --------------------------------------------------------------------- time to accuracy (docs/RESULTS.md)
+def test_time_to_accuracy_plot_and_table_from_the_committed_runs(tmp_path, capsys):
+    tta = _load("time_to_accuracy", "time_to_accuracy.py")
+    runs = [os.path.join(ROOT, "docs", "runs", f"resnet10w2_seed{s}.json") for s in (0, 1, 2)]
+    png = tmp_path / "curve.png"
+    assert tta.main(["plot", *runs, "--png", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 2 + len(runs)
+    for line, path in zip(table[2:], runs):
+        with open(path) as f:
+            run = json.load(f)
+        assert f"**{100 * run['test']['accuracy']:.2f} %**" in line
+        hit = run["targets"]["0.93"]
+        assert (f"{hit['wall_s'] / 60:.1f} min (epoch {hit['epoch']})" if hit else "not reached") in line
+    bad = tmp_path / "no_history.json"
+    bad.write_text(json.dumps({"args": {"model": "cnn", "seed": 0, "epochs": 1}, "history": {"loss": [1.0]}}))
+    with pytest.raises(SystemExit, match="--test-each-epoch"):
+        tta.main(["plot", str(bad), "--png", str(png)])
