@@ -97,7 +97,7 @@ def _engine_plan(shape, threads):
             algorithm == "direct" or algorithm == "gemm" and outputs >= 64)
         return algorithm if worth else None
 
-    return kept(forward, c * kh * kw, k), kept(dx, k * kh * kw, c), dw if c * kh * kw >= 64 else None
+    return kept(forward, c * kh * kw, k), kept(dx, k * kh * kw, c), dw if dw == "direct" or c * kh * kw >= 64 else None
 
 
 def _engine_workspace(which, shape, threads):

@@ -9,8 +9,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 static int fc_thread_num(void) { return omp_get_thread_num(); }
+static int fc_team_size(void) { return omp_get_num_threads(); }
 #else
 static int fc_thread_num(void) { return 0; }
+static int fc_team_size(void) { return 1; }
 #endif
 
 #define FC_ALIGN 64
@@ -60,30 +62,42 @@ static int make_segments(const fc_padded *p, ptrdiff_t P, ptrdiff_t out_image, p
     return count;
 }
 
-/* xp (N, C, H + 2ph, W + 2pw) = x with a border of zeros. Work-shared: call inside a parallel region.
- * (Rows are copied by a plain loop: most are short, where a memcpy call costs more than the copy.) */
-static void pad_images(const fc_geom *g, const float *x, float *xp)
+/* dst (H + 2ph, W + 2pw) = the plane src (H, W) with a border of zeros. (Rows are copied by a plain loop: most
+ * are short, where a memcpy call costs more than the copy.) */
+static void pad_plane(const fc_geom *g, const float *restrict src, float *restrict dst)
 {
     const ptrdiff_t H = g->H, W = g->W, ph = g->ph, pw = g->pw, Hp = H + 2 * ph, Wp = W + 2 * pw;
-    #pragma omp for schedule(static)
-    for (ptrdiff_t plane = 0; plane < g->N * g->C; plane++) {
-        const float *restrict src = x + plane * H * W;
-        float *restrict dst = xp + plane * Hp * Wp;
-        for (ptrdiff_t j = 0; j < ph * Wp; j++)
-            dst[j] = 0;
-        for (ptrdiff_t i = 0; i < H; i++) {
-            float *restrict row = dst + (i + ph) * Wp;
-            const float *restrict in = src + i * W;
-            for (ptrdiff_t j = 0; j < pw; j++)
-                row[j] = 0;
-            for (ptrdiff_t j = 0; j < W; j++)
-                row[pw + j] = in[j];
-            for (ptrdiff_t j = pw + W; j < Wp; j++)
-                row[j] = 0;
-        }
-        for (ptrdiff_t j = (H + ph) * Wp; j < Hp * Wp; j++)
-            dst[j] = 0;
+    for (ptrdiff_t j = 0; j < ph * Wp; j++)
+        dst[j] = 0;
+    for (ptrdiff_t i = 0; i < H; i++) {
+        float *restrict row = dst + (i + ph) * Wp;
+        const float *restrict in = src + i * W;
+        for (ptrdiff_t j = 0; j < pw; j++)
+            row[j] = 0;
+        for (ptrdiff_t j = 0; j < W; j++)
+            row[pw + j] = in[j];
+        for (ptrdiff_t j = pw + W; j < Wp; j++)
+            row[j] = 0;
     }
+    for (ptrdiff_t j = (H + ph) * Wp; j < Hp * Wp; j++)
+        dst[j] = 0;
+}
+
+/* The C planes of one image. */
+static void pad_image(const fc_geom *g, const float *src, float *dst)
+{
+    const ptrdiff_t plane = (g->H + 2 * g->ph) * (g->W + 2 * g->pw);
+    for (ptrdiff_t c = 0; c < g->C; c++)
+        pad_plane(g, src + c * g->H * g->W, dst + c * plane);
+}
+
+/* xp (N, C, H + 2ph, W + 2pw) = x with a border of zeros. Work-shared: call inside a parallel region. */
+static void pad_images(const fc_geom *g, const float *x, float *xp)
+{
+    const ptrdiff_t plane = (g->H + 2 * g->ph) * (g->W + 2 * g->pw);
+    #pragma omp for schedule(static)
+    for (ptrdiff_t i = 0; i < g->N * g->C; i++)
+        pad_plane(g, x + i * g->H * g->W, xp + i * plane);
 }
 
 /* wp[kb][r][i] = weight of output channel kb*mr + i (0 past K) at column r = (c*kh + u)*kw + v.
@@ -263,6 +277,7 @@ typedef struct {
 #define FNV 2
 #define WMR 3
 #define WNR 4
+#define DWD_WIDE 1
 #include "fc_conv_impl.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -275,6 +290,7 @@ typedef struct {
 #define FNV 2
 #define WMR 3
 #define WNR 4
+#define DWD_WIDE 1
 #include "fc_conv_impl.h"
 
 #define SFX avx512
@@ -284,6 +300,7 @@ typedef struct {
 #define FNV 3
 #define WMR 4
 #define WNR 6
+#define DWD_WIDE 3
 #include "fc_conv_impl.h"
 #endif
 

@@ -400,95 +400,132 @@ static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float
 }
 
 /* ------------------------------------------------------------------------------------------- direct */
-/* Stride-1 convolutions on wide planes: the micro-kernel reads its pixel vectors straight from the rows of the
- * zero-padded image (input row oh+u, columns ow0+v ...), so nothing is packed but the weights. A tile is FMR
- * output channels x DNV vectors of one output row. Best where packing would cost as much as the arithmetic:
- * few channels (each packed value would feed few multiply-adds). */
-#define DNV 2
-#define DNR (DNV * VLEN)
+/* Stride-1 convolutions on planes of moderate size, where packing would cost as much as the arithmetic (few
+ * channels: each packed value would feed few multiply-adds). Each task zero-pads one image into the thread's
+ * buffer (C, Hp, Wp) and computes its outputs on the *flattened* padded plane: flat position q = oh*Wp + ow
+ * sums w[k][c][u][v] * xpad[c][q + u*Wp + v], so a tile of FNR consecutive q reads FNV plain vectors per
+ * (c, u, v) and needs no packing. Positions with ow >= OW (the kw-1 columns where a row wraps) are computed
+ * and dropped: the tiles run at OW / Wp of the vector width, also on narrow planes where one tile spans rows.
+ * A tile is FMR output channels x FNR flat positions. */
 
-/* tile[i][0..DNR) = sum over (c, u, v) of A[r][i] * row(c, u)[v .. v + DNR), r = (c*kh + u)*kw + v, where
- * row(c, u) = src + c*plane + u*Wp. */
+/* tile[i][0..FNR) = sum over (c, u, v) of A[r][i] * src[c*plane + u*Wp + v ..][0..FNR), r = (c*kh + u)*kw + v. */
 static FC_TGT void F(ukr_direct)(ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t Wp,
                                  const float *restrict A, const float *restrict src, float *restrict tile)
 {
-    VF acc[FMR][DNV];
+    VF acc[FMR][FNV];
     for (int i = 0; i < FMR; i++)
-        for (int v = 0; v < DNV; v++)
+        for (int v = 0; v < FNV; v++)
             acc[i][v] = (VF){0};
     for (ptrdiff_t c = 0; c < C; c++)
         for (ptrdiff_t u = 0; u < kh; u++) {
             const float *row = src + c * plane + u * Wp;
             for (ptrdiff_t v = 0; v < kw; v++, A += FMR) {
-                VF b[DNV];
-                for (int j = 0; j < DNV; j++)
+                VF b[FNV];
+                for (int j = 0; j < FNV; j++)
                     b[j] = *(const VF *)(row + v + j * VLEN);
                 for (int i = 0; i < FMR; i++) {
                     const float a = A[i];
-                    for (int j = 0; j < DNV; j++)
+                    for (int j = 0; j < FNV; j++)
                         acc[i][j] += a * b[j];
                 }
             }
         }
     for (int i = 0; i < FMR; i++)
-        for (int v = 0; v < DNV; v++)
-            *(VF *)(tile + i * DNR + v * VLEN) = acc[i][v];
+        for (int v = 0; v < FNV; v++)
+            *(VF *)(tile + i * FNR + v * VLEN) = acc[i][v];
 }
 
+/* Measured: wins over the packed GEMM and Winograd up to 32 output or input channels when at least 85 % of the
+ * tiles' lanes are outputs (28x28 planes on every ISA; not 14x14 on AVX-512, where a tile is 48 wide). */
 static int F(use_direct)(const fc_geom *g)
 {
-    /* measured: wins over the packed GEMM and Winograd up to 32 output or input channels when rows are at least
-     * 3/4 of a tile wide */
-    return g->sh == 1 && g->sw == 1 && 4 * g->OW >= 3 * DNR && (g->K <= 32 || g->C <= 16);
+    const ptrdiff_t Wp = g->W + 2 * g->pw, tiles = (g->OH * Wp + FNR - 1) / FNR;
+    return g->sh == 1 && g->sw == 1 && (g->K <= 32 || g->C <= 16) && 100 * g->OH * g->OW >= 85 * tiles * FNR;
 }
 
-static size_t F(direct_workspace)(const fc_geom *g)
+typedef struct {
+    ptrdiff_t Hp, Wp, plane, R, kblocks, flat, tiles, kchunks, kb_per_chunk, tasks;
+    size_t wp_bytes, thread_bytes;
+} F(direct_plan);
+
+static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
 {
-    const ptrdiff_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, R = g->C * g->kh * g->kw;
-    /* the padded images (always copied: the last tile of a row may read up to DNR values past it) */
-    return align_up(sizeof(float) * (g->N * g->C * Hp * Wp + DNR)) +
-           align_up(sizeof(float) * (g->K + FMR - 1) / FMR * FMR * R) + FC_ALIGN;
+    F(direct_plan) q;
+    q.Hp = g->H + 2 * g->ph;
+    q.Wp = g->W + 2 * g->pw;
+    q.plane = q.Hp * q.Wp;
+    q.R = g->C * g->kh * g->kw;
+    q.kblocks = (g->K + FMR - 1) / FMR;
+    q.flat = g->OH * q.Wp;
+    q.tiles = (q.flat + FNR - 1) / FNR;
+    /* tasks are (image, group of output-channel blocks); split the channels when the batch is small */
+    q.kchunks = 1;
+    if (g->N < 4 * (ptrdiff_t)threads) {
+        q.kchunks = (4 * threads + g->N - 1) / g->N;
+        q.kchunks = q.kchunks > q.kblocks ? q.kblocks : q.kchunks;
+    }
+    q.kb_per_chunk = (q.kblocks + q.kchunks - 1) / q.kchunks;
+    q.kchunks = (q.kblocks + q.kb_per_chunk - 1) / q.kb_per_chunk;
+    q.tasks = g->N * q.kchunks;
+    q.wp_bytes = align_up(sizeof(float) * q.kblocks * FMR * q.R);
+    /* the padded image, plus room for the reads of the last tile past its end */
+    q.thread_bytes = align_up(sizeof(float) * (g->C * q.plane + FNR + g->kw)) + align_up(sizeof(float) * FMR * FNR);
+    return q;
+}
+
+static size_t F(direct_workspace)(const fc_geom *g, int threads)
+{
+    F(direct_plan) q = F(plan_direct)(g, threads);
+    return q.wp_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
 }
 
 static void F(direct)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
                       float *y, void *workspace, int threads)
 {
-    const ptrdiff_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, plane = Hp * Wp, R = g->C * g->kh * g->kw;
-    const ptrdiff_t kblocks = (g->K + FMR - 1) / FMR, tiles = (g->OW + DNR - 1) / DNR, P = g->OH * g->OW;
+    const F(direct_plan) q = F(plan_direct)(g, threads);
+    const ptrdiff_t P = g->OH * g->OW, Wp = q.Wp;
     char *ws = align_ptr(workspace);
-    float *xp = (float *)ws;
-    float *wp = (float *)(ws + align_up(sizeof(float) * (g->N * g->C * plane + DNR)));
-    const ptrdiff_t rows = g->N * g->OH;
+    float *wp = (float *)ws;
 
     #pragma omp parallel num_threads(threads)
     {
-        float tile[FMR * DNR];
-        pad_images(g, x, xp);
-        #pragma omp single
-        for (ptrdiff_t j = 0; j < DNR; j++)
-            xp[g->N * g->C * plane + j] = 0;
+        char *mine = ws + q.wp_bytes + q.thread_bytes * (size_t)fc_thread_num();
+        float *xpad = (float *)mine;
+        float *tile = (float *)(mine + align_up(sizeof(float) * (g->C * q.plane + FNR + g->kw)));
+        ptrdiff_t padded = -1;       /* the image now in xpad */
+        for (ptrdiff_t j = g->C * q.plane; j < g->C * q.plane + FNR + g->kw; j++)
+            xpad[j] = 0;
         pack_weights(g, transposed, w, FMR, wp);
-        #pragma omp for schedule(dynamic)
-        for (ptrdiff_t task = 0; task < rows * kblocks; task++) {
-            const ptrdiff_t kb = task % kblocks, nrow = task / kblocks, n = nrow / g->OH, oh = nrow % g->OH;
-            const ptrdiff_t rows_k = g->K - kb * FMR < FMR ? g->K - kb * FMR : FMR;
-            for (ptrdiff_t t = 0; t < tiles; t++) {
-                const ptrdiff_t ow0 = t * DNR, len = g->OW - ow0 < DNR ? g->OW - ow0 : DNR;
-                F(ukr_direct)(g->C, g->kh, g->kw, plane, Wp, wp + kb * R * FMR,
-                              xp + n * g->C * plane + oh * Wp + ow0, tile);
-                for (ptrdiff_t i = 0; i < rows_k; i++) {
-                    const ptrdiff_t k = kb * FMR + i;
-                    const float b = bias ? bias[k] : 0.0f;
-                    float *dst = y + (n * g->K + k) * P + oh * g->OW + ow0;
-                    for (ptrdiff_t l = 0; l < len; l++)
-                        dst[l] = tile[i * DNR + l] + b;
+        #pragma omp for schedule(static)
+        for (ptrdiff_t task = 0; task < q.tasks; task++) {
+            const ptrdiff_t n = task / q.kchunks, kb0 = task % q.kchunks * q.kb_per_chunk;
+            const ptrdiff_t kb1 = kb0 + q.kb_per_chunk < q.kblocks ? kb0 + q.kb_per_chunk : q.kblocks;
+            if (padded != n) {
+                pad_image(g, x + n * g->C * g->H * g->W, xpad);
+                padded = n;
+            }
+            for (ptrdiff_t t = 0; t < q.tiles; t++) {
+                const ptrdiff_t q0 = t * FNR, q1 = q0 + FNR < q.flat ? q0 + FNR : q.flat;
+                for (ptrdiff_t kb = kb0; kb < kb1; kb++) {
+                    const ptrdiff_t rows_k = g->K - kb * FMR < FMR ? g->K - kb * FMR : FMR;
+                    F(ukr_direct)(g->C, g->kh, g->kw, q.plane, Wp, wp + kb * q.R * FMR, xpad + q0, tile);
+                    for (ptrdiff_t i = 0; i < rows_k; i++) {
+                        const ptrdiff_t k = kb * FMR + i;
+                        const float b = bias ? bias[k] : 0.0f;
+                        float *out = y + (n * g->K + k) * P;
+                        const float *src = tile + i * FNR - q0;
+                        for (ptrdiff_t oh = q0 / Wp; oh * Wp < q1; oh++) {   /* the output rows of the tile */
+                            const ptrdiff_t lo = oh * Wp > q0 ? 0 : q0 - oh * Wp;
+                            const ptrdiff_t hi = q1 - oh * Wp < g->OW ? q1 - oh * Wp : g->OW;
+                            for (ptrdiff_t ow = lo; ow < hi; ow++)
+                                out[oh * g->OW + ow] = src[oh * Wp + ow] + b;
+                        }
+                    }
                 }
             }
         }
     }
 }
-#undef DNV
-#undef DNR
 
 /* ------------------------------------------------------------------------------- Winograd F(4x4, 3x3) */
 /* 3x3 stride-1 convolutions (and their dx) as Y = A^T [(G g G^T) . (B^T d B)] A on 6x6 input tiles that step
@@ -859,6 +896,162 @@ static void F(winograd_dw)(const fc_geom *g, const float *dy, const float *x, fl
     }
 }
 
+/* ------------------------------------------------------------------- direct weight gradient of 3x3 layers */
+/* dW of a 3x3 convolution (any stride and padding) with the output channels on the vector lanes:
+ * dWt[c, u, v][k..] += x_pad[c][oh*sh + u][ow*sw + v] * dyT[oh, ow][k..], with dyT = one image's dy transposed to
+ * (pixels, Kp) and x_pad the image zero-padded in the thread's buffer. The micro-kernel keeps the 9 taps of DCH
+ * channels by KB vectors of output channels in registers over all pixels of the image: one vector load of dyT
+ * and one broadcast of x per multiply-add group, no packing of columns and no lane reductions. Threads take
+ * fixed ranges of images (static schedule) and sum into their own dWt (R x Kp, small: the algorithm is chosen
+ * for up to 64 output channels), which are added in thread order at the end: the result does not depend on
+ * thread timing. */
+typedef struct {
+    ptrdiff_t Hp, Wp, plane, P, R, Kp, kvecs, rchunks, tasks;
+    size_t part_bytes, xpad_bytes, dyt_bytes, thread_bytes;
+} F(dwd_plan);
+
+static F(dwd_plan) F(plan_dw_direct)(const fc_geom *g, int threads)
+{
+    F(dwd_plan) q;
+    q.Hp = g->H + 2 * g->ph;
+    q.Wp = g->W + 2 * g->pw;
+    q.plane = q.Hp * q.Wp;
+    q.P = g->OH * g->OW;
+    q.R = g->C * 9;
+    q.Kp = (g->K + VLEN - 1) / VLEN * VLEN;
+    q.kvecs = q.Kp / VLEN;
+    /* tasks are (image, range of input channels); split the channels when the batch is small */
+    q.rchunks = 1;
+    if (g->N < 4 * (ptrdiff_t)threads) {
+        q.rchunks = (4 * threads + g->N - 1) / g->N;
+        q.rchunks = q.rchunks > g->C ? g->C : q.rchunks;
+    }
+    q.tasks = g->N * q.rchunks;
+    q.part_bytes = align_up(sizeof(float) * q.R * q.Kp);
+    q.xpad_bytes = align_up(sizeof(float) * g->C * q.plane);
+    q.dyt_bytes = align_up(sizeof(float) * q.P * q.Kp);
+    q.thread_bytes = q.part_bytes + q.xpad_bytes + q.dyt_bytes;
+    return q;
+}
+
+static size_t F(dw_direct_workspace)(const fc_geom *g, int threads)
+{
+    return F(plan_dw_direct)(g, threads).thread_bytes * (size_t)threads + FC_ALIGN;
+}
+
+/* part[(c*9 + t)*Kp + kv*VLEN ..] += sum over pixels of x(c, tap t) * dyT[pixel][kv*VLEN ..] for the DCH
+ * channels from ``x`` (its channel 0 = c0) and the KB vectors from kv0. Inlined with constant KB, DCH. */
+static inline __attribute__((always_inline)) FC_TGT void
+F(dwd_block)(const int KB, const int DCH, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t Wp,
+             ptrdiff_t plane, const float *restrict x, const float *restrict dyT, ptrdiff_t Kp,
+             float *restrict part)
+{
+    VF acc[3][3][9];
+    for (int b = 0; b < KB; b++)
+        for (int c = 0; c < DCH; c++)
+            for (int t = 0; t < 9; t++)
+                acc[b][c][t] = (VF){0};
+    for (ptrdiff_t oh = 0; oh < OH; oh++) {
+        const float *rows[3][3];    /* one pointer per (channel, kernel row): the taps are displacements */
+        for (int c = 0; c < DCH; c++)
+            for (int u = 0; u < 3; u++)
+                rows[c][u] = x + c * plane + (oh * sh + u) * Wp;
+        const float *d = dyT + oh * OW * Kp;
+        for (ptrdiff_t ow = 0, at = 0; ow < OW; ow++, at += sw, d += Kp) {
+            VF dv[3];
+            for (int b = 0; b < KB; b++)
+                dv[b] = *(const VF *)(d + b * VLEN);
+            for (int c = 0; c < DCH; c++)
+                for (int u = 0; u < 3; u++)
+                    for (int v = 0; v < 3; v++) {
+                        const float xs = rows[c][u][at + v];
+                        for (int b = 0; b < KB; b++)
+                            acc[b][c][u * 3 + v] += xs * dv[b];
+                    }
+        }
+    }
+    for (int b = 0; b < KB; b++)
+        for (int c = 0; c < DCH; c++)
+            for (int t = 0; t < 9; t++)
+                *(VF *)(part + (c * 9 + t) * Kp + b * VLEN) += acc[b][c][t];
+}
+
+/* dyT[p][k] = dy[k][p] for k < K (one image; the rows are written whole, the reads are K interleaved streams). */
+static FC_TGT void F(dwd_transpose)(ptrdiff_t K, ptrdiff_t P, ptrdiff_t Kp, const float *restrict dy,
+                                    float *restrict dyT)
+{
+    for (ptrdiff_t p = 0; p < P; p++)
+        for (ptrdiff_t k = 0; k < K; k++)
+            dyT[p * Kp + k] = dy[k * P + p];
+}
+
+/* All output channels of the input channels [c0, c1) of one image. Register budget: KB*DCH*9 accumulators. */
+static FC_TGT void F(dwd_image)(const fc_geom *g, const F(dwd_plan) *q, ptrdiff_t c0, ptrdiff_t c1,
+                                const float *xpad, const float *dyT, float *part)
+{
+#define DWD(KB, DCH) F(dwd_block)(KB, DCH, g->OH, g->OW, g->sh, g->sw, q->Wp, q->plane, xpad + c * q->plane, dyT + kv * VLEN, q->Kp, part + c * 9 * q->Kp + kv * VLEN)
+    ptrdiff_t c = c0;
+    if (q->kvecs == 1 && DWD_WIDE >= 3)
+        for (; c + 3 <= c1; c += 3) {
+            const ptrdiff_t kv = 0;
+            DWD(1, 3);
+        }
+    for (; c < c1; c++) {
+        ptrdiff_t kv = 0;
+        if (DWD_WIDE >= 2)
+            for (; kv + 2 <= q->kvecs; kv += 2)
+                DWD(2, 1);
+        for (; kv < q->kvecs; kv++)
+            DWD(1, 1);
+    }
+#undef DWD
+}
+
+static void F(dw_direct)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
+                         int threads)
+{
+    const F(dwd_plan) q = F(plan_dw_direct)(g, threads);
+    char *ws = align_ptr(workspace);
+
+    #pragma omp parallel num_threads(threads)
+    {
+        char *mine = ws + q.thread_bytes * (size_t)fc_thread_num();
+        float *part = (float *)mine, *xpad = (float *)(mine + q.part_bytes);
+        float *dyT = (float *)(mine + q.part_bytes + q.xpad_bytes);
+        ptrdiff_t ready = -1;       /* the image now in xpad and dyT */
+        memset(part, 0, sizeof(float) * q.R * q.Kp);
+        for (ptrdiff_t p = 0; p < q.P; p++)         /* lanes past K stay zero */
+            for (ptrdiff_t k = g->K; k < q.Kp; k++)
+                dyT[p * q.Kp + k] = 0;
+        sum_dy(g, dy, db);
+        #pragma omp for schedule(static)
+        for (ptrdiff_t task = 0; task < q.tasks; task++) {
+            const ptrdiff_t n = task / q.rchunks, rc = task % q.rchunks;
+            if (ready != n) {
+                pad_image(g, x + n * g->C * g->H * g->W, xpad);
+                F(dwd_transpose)(g->K, q.P, q.Kp, dy + n * g->K * q.P, dyT);
+                ready = n;
+            }
+            F(dwd_image)(g, &q, rc * g->C / q.rchunks, (rc + 1) * g->C / q.rchunks, xpad, dyT, part);
+        }
+        /* dw[k][r] = the threads' parts summed in thread order (implicit barrier above) */
+        const int T = fc_team_size();
+        #pragma omp for schedule(static)
+        for (ptrdiff_t r = 0; r < q.R; r++)
+            for (ptrdiff_t k = 0; k < g->K; k++) {
+                float s = 0;
+                for (int t = 0; t < T; t++)
+                    s += ((const float *)(ws + q.thread_bytes * (size_t)t))[r * q.Kp + k];
+                dw[k * q.R + r] = s;
+            }
+    }
+}
+
+static int F(use_dw_direct)(const fc_geom *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->K <= 64;
+}
+
 /* Winograd is chosen for 3x3 stride-1 convolutions with a batch that fills the vectors and enough channels
  * for the transforms to pay off. */
 static int F(use_winograd)(const fc_geom *g)
@@ -870,7 +1063,7 @@ static int F(use_winograd)(const fc_geom *g)
 static size_t F(conv_workspace)(const fc_geom *g, int threads)
 {
     if (F(use_direct)(g))
-        return F(direct_workspace)(g);
+        return F(direct_workspace)(g, threads);
     return F(use_winograd)(g) ? F(winograd_workspace)(g, threads) : F(forward_workspace)(g, threads);
 }
 
@@ -896,6 +1089,8 @@ static int F(use_winograd_dw)(const fc_geom *g)
 
 static size_t F(dw_any_workspace)(const fc_geom *g, int threads)
 {
+    if (F(use_dw_direct)(g))
+        return F(dw_direct_workspace)(g, threads);
     if (F(use_winograd_dw)(g))
         return F(winograd_dw_workspace)(g);
     if (F(use_dw_outer)(g, threads)) {
@@ -908,7 +1103,9 @@ static size_t F(dw_any_workspace)(const fc_geom *g, int threads)
 static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db, void *workspace,
                       int threads)
 {
-    if (F(use_winograd_dw)(g))
+    if (F(use_dw_direct)(g))
+        F(dw_direct)(g, dy, x, dw, db, workspace, threads);
+    else if (F(use_winograd_dw)(g))
         F(winograd_dw)(g, dy, x, dw, db, workspace, threads);
     else if (F(use_dw_outer)(g, threads))
         F(dw_outer)(g, dy, x, dw, db, workspace, threads);
@@ -921,7 +1118,7 @@ static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *
 static void F(algorithms)(const fc_geom *g, int threads, int out[2])
 {
     out[0] = F(use_direct)(g) ? FC_ALGO_DIRECT : F(use_winograd)(g) ? FC_ALGO_WINOGRAD : FC_ALGO_GEMM;
-    out[1] = F(use_winograd_dw)(g) ? FC_ALGO_WINOGRAD : F(use_dw_outer)(g, threads) ? FC_ALGO_OUTER : FC_ALGO_DOT;
+    out[1] = F(use_dw_direct)(g) ? FC_ALGO_DIRECT : F(use_winograd_dw)(g) ? FC_ALGO_WINOGRAD : F(use_dw_outer)(g, threads) ? FC_ALGO_OUTER : FC_ALGO_DOT;
 }
 
 /* ------------------------------------------------------------------------------------------------ FMA peak */
@@ -958,3 +1155,4 @@ static const fc_impl F(impl) = {
 #undef FNV
 #undef WMR
 #undef WNR
+#undef DWD_WIDE
