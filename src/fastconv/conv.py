@@ -85,8 +85,10 @@ def _engine_plan(shape, threads):
     """The engine's algorithm for each pass ``(forward, dx, dw)`` of a float32 convolution, ``None`` for a pass
     that takes the im2col + BLAS kernels. Measured on the layers of the zoo: the engine's packed GEMM and direct
     kernel lose where each packed value feeds few multiply-adds (a reduction over fewer than 64 values, or fewer
-    than 64 output channels for the packed GEMM; a weight gradient with fewer than 64 columns), and 1x1 stride-1
-    convolutions without padding are plain GEMMs on the images that BLAS runs without any unfolding."""
+    than 64 output channels for the packed GEMM, fewer than 4 for the direct kernel, whose tiles hold 4-8
+    channels; a weight gradient with fewer than 64 columns, unless it is the direct one, which packs nothing),
+    and 1x1 stride-1 convolutions without padding are plain GEMMs on the images that BLAS runs without any
+    unfolding."""
     n, c, h, w, k, kh, kw, sh, sw, ph, pw, oh, ow = shape
     if kh == kw == sh == sw == 1 and ph == pw == 0:
         return None, None, None
@@ -94,7 +96,7 @@ def _engine_plan(shape, threads):
 
     def kept(algorithm, reduction, outputs):
         worth = algorithm == "winograd" or reduction >= 64 and (
-            algorithm == "direct" or algorithm == "gemm" and outputs >= 64)
+            algorithm == "direct" and outputs >= 4 or algorithm == "gemm" and outputs >= 64)
         return algorithm if worth else None
 
     return kept(forward, c * kh * kw, k), kept(dx, k * kh * kw, c), dw if dw == "direct" or c * kh * kw >= 64 else None
@@ -108,10 +110,12 @@ def conv_algorithm(x_shape, w_shape, stride=1, padding=0, dtype=np.float32):
     """Which algorithm each pass of a convolution of these shapes runs, with the current instruction set and
     thread count: ``{"forward": ..., "dx": ..., "dw": ...}``.
 
-    float32: ``"gemm"`` (packed implicit GEMM), ``"direct"`` (micro-kernel on the padded image rows, few channels
-    on wide planes), ``"winograd"`` (F(4x4,3x3) for 3x3 stride-1 layers with a batch of at least two vectors;
-    its weight gradient is F(3x3,4x4)), ``"outer-product"`` / ``"dot-product"`` (the two weight-gradient GEMM
-    forms), ``"im2col-blas"`` (dx of strided convolutions). float64 always runs ``"im2col-blas"``.
+    float32: ``"gemm"`` (packed implicit GEMM), ``"direct"`` (forward and dx: micro-kernel on the flattened,
+    zero-padded plane of one image, few channels on wide planes; weight gradient: 3x3 layers of up to 128 output
+    channels, which sit on the vector lanes), ``"winograd"`` (F(4x4,3x3) for 3x3 stride-1 layers with a batch of
+    at least two vectors; its weight gradient is F(3x3,4x4)), ``"outer-product"`` / ``"dot-product"`` (the two
+    weight-gradient GEMM forms), ``"im2col-blas"`` (dx of strided convolutions). float64 always runs
+    ``"im2col-blas"``.
     """
     x_shape = _checks.shape4(x_shape, "x_shape")
     w_shape = _checks.shape4(w_shape, "w_shape")

@@ -278,6 +278,7 @@ typedef struct {
 #define WMR 3
 #define WNR 4
 #define DWD_WIDE 1
+#define DNV 2
 #include "fc_conv_impl.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -291,6 +292,7 @@ typedef struct {
 #define WMR 3
 #define WNR 4
 #define DWD_WIDE 1
+#define DNV 2
 #include "fc_conv_impl.h"
 
 #define SFX avx512
@@ -301,6 +303,7 @@ typedef struct {
 #define WMR 4
 #define WNR 6
 #define DWD_WIDE 3
+#define DNV 3
 #include "fc_conv_impl.h"
 #endif
 
