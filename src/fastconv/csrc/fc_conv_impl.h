@@ -922,7 +922,7 @@ static void F(winograd_dw)(const fc_geom *g, const float *dy, const float *x, fl
  * thread timing. */
 typedef struct {
     ptrdiff_t Hp, Wp, plane, P, R, Kp, kvecs, rchunks, tasks;
-    size_t part_bytes, xpad_bytes, dyt_bytes, thread_bytes;
+    size_t part_bytes, xpad_bytes, dyt_bytes, db_bytes, thread_bytes;
 } F(dwd_plan);
 
 static F(dwd_plan) F(plan_dw_direct)(const fc_geom *g, int threads)
@@ -945,7 +945,8 @@ static F(dwd_plan) F(plan_dw_direct)(const fc_geom *g, int threads)
     q.part_bytes = align_up(sizeof(float) * q.R * q.Kp);
     q.xpad_bytes = align_up(sizeof(float) * g->C * q.plane);
     q.dyt_bytes = align_up(sizeof(float) * q.P * q.Kp);
-    q.thread_bytes = q.part_bytes + q.xpad_bytes + q.dyt_bytes;
+    q.db_bytes = align_up(sizeof(double) * q.Kp);
+    q.thread_bytes = q.part_bytes + q.xpad_bytes + q.dyt_bytes + q.db_bytes;
     return q;
 }
 
@@ -991,13 +992,29 @@ F(dwd_block)(const int KB, const int DCH, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t 
                 *(VF *)(part + (c * 9 + t) * Kp + b * VLEN) += acc[b][c][t];
 }
 
-/* dyT[p][k] = dy[k][p] for k < K (one image; the rows are written whole, the reads are K interleaved streams). */
+/* dyT[p][k] = dy[k][p] for k < K (one image; the rows are written whole, the reads are K interleaved streams),
+ * and, when dbp is not NULL, dbp[k] += the image's sum of dy[k] (summed in float lanes per image, then in
+ * double), read back from the rows of dyT. */
 static FC_TGT void F(dwd_transpose)(ptrdiff_t K, ptrdiff_t P, ptrdiff_t Kp, const float *restrict dy,
-                                    float *restrict dyT)
+                                    float *restrict dyT, double *restrict dbp)
 {
     for (ptrdiff_t p = 0; p < P; p++)
         for (ptrdiff_t k = 0; k < K; k++)
             dyT[p * Kp + k] = dy[k * P + p];
+    if (!dbp)
+        return;
+    for (ptrdiff_t kv = 0; kv < Kp; kv += VLEN) {
+        VF acc[4] = {(VF){0}, (VF){0}, (VF){0}, (VF){0}};
+        ptrdiff_t p = 0;
+        for (; p + 4 <= P; p += 4)
+            for (int j = 0; j < 4; j++)
+                acc[j] += *(const VF *)(dyT + (p + j) * Kp + kv);
+        for (; p < P; p++)
+            acc[0] += *(const VF *)(dyT + p * Kp + kv);
+        const VF sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        for (int l = 0; l < VLEN && kv + l < K; l++)
+            dbp[kv + l] += sum[l];
+    }
 }
 
 /* All output channels of the input channels [c0, c1) of one image. Register budget: KB*DCH*9 accumulators. */
@@ -1033,25 +1050,28 @@ static void F(dw_direct)(const fc_geom *g, const float *dy, const float *x, floa
         char *mine = ws + q.thread_bytes * (size_t)fc_thread_num();
         float *part = (float *)mine, *xpad = (float *)(mine + q.part_bytes);
         float *dyT = (float *)(mine + q.part_bytes + q.xpad_bytes);
+        double *dbp = (double *)(mine + q.part_bytes + q.xpad_bytes + q.dyt_bytes);
         ptrdiff_t ready = -1;       /* the image now in xpad and dyT */
         memset(part, 0, sizeof(float) * q.R * q.Kp);
+        memset(dbp, 0, sizeof(double) * q.Kp);
         for (ptrdiff_t p = 0; p < q.P; p++)         /* lanes past K stay zero */
             for (ptrdiff_t k = g->K; k < q.Kp; k++)
                 dyT[p * q.Kp + k] = 0;
-        sum_dy(g, dy, db);
         #pragma omp for schedule(static)
         for (ptrdiff_t task = 0; task < q.tasks; task++) {
             const ptrdiff_t n = task / q.rchunks, rc = task % q.rchunks;
             if (ready != n) {
+                /* db of image n is summed by the task of its first channel range (the first task of n in
+                 * whichever thread has it, so ready != n there) */
                 pad_image(g, x + n * g->C * g->H * g->W, xpad);
-                F(dwd_transpose)(g->K, q.P, q.Kp, dy + n * g->K * q.P, dyT);
+                F(dwd_transpose)(g->K, q.P, q.Kp, dy + n * g->K * q.P, dyT, db && rc == 0 ? dbp : NULL);
                 ready = n;
             }
             F(dwd_image)(g, &q, rc * g->C / q.rchunks, (rc + 1) * g->C / q.rchunks, xpad, dyT, part);
         }
-        /* dw[k][r] = the threads' parts summed in thread order (implicit barrier above) */
+        /* dw[k][r] and db[k] = the threads' parts summed in thread order (implicit barrier above) */
         const int T = fc_team_size();
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(static) nowait
         for (ptrdiff_t r = 0; r < q.R; r++)
             for (ptrdiff_t k = 0; k < g->K; k++) {
                 float s = 0;
@@ -1059,6 +1079,16 @@ static void F(dw_direct)(const fc_geom *g, const float *dy, const float *x, floa
                     s += ((const float *)(ws + q.thread_bytes * (size_t)t))[r * q.Kp + k];
                 dw[k * q.R + r] = s;
             }
+        if (db) {
+            #pragma omp for schedule(static)
+            for (ptrdiff_t k = 0; k < g->K; k++) {
+                double s = 0;
+                for (int t = 0; t < T; t++)
+                    s += ((const double *)(ws + q.thread_bytes * (size_t)t + q.part_bytes + q.xpad_bytes +
+                                           q.dyt_bytes))[k];
+                db[k] = (float)s;
+            }
+        }
     }
 }
 
