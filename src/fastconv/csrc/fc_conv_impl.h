@@ -620,41 +620,49 @@ static inline FC_TGT void F(wino_at)(const VF in[6], VF out[4])
  * lane. Work-shared: call inside a parallel region. */
 static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float *w, float *restrict U)
 {
-    const ptrdiff_t K = g->K, C = g->C, kblocks = (K + FMR - 1) / FMR;
+    /* CPV input channels per vector: their FMR-filter groups are adjacent in U, so a vector is one store */
+    enum { CPV = VLEN / FMR > 0 ? VLEN / FMR : 1 };
+    const ptrdiff_t K = g->K, C = g->C, kblocks = (K + FMR - 1) / FMR, cgroups = (C + CPV - 1) / CPV;
     const float q4 = 1.0f / 4, q6 = 1.0f / 6, q12 = 1.0f / 12, q24 = 1.0f / 24;
     #pragma omp for schedule(static)
-    for (ptrdiff_t kb = 0; kb < kblocks; kb++)
-        for (ptrdiff_t c = 0; c < C; c++) {
-            float lanes[9][VLEN] = {{0}};       /* the FMR filters, tap-major; 0 past K */
+    for (ptrdiff_t job = 0; job < kblocks * cgroups; job++) {
+        const ptrdiff_t kb = job / cgroups, c0 = job % cgroups * CPV, nc = C - c0 < CPV ? C - c0 : CPV;
+        float lanes[9][VLEN] = {{0}};       /* lane j*FMR + i: filter kb*FMR + i of channel c0 + j, tap-major */
+        for (ptrdiff_t j = 0; j < nc; j++)
             for (int i = 0; i < FMR && kb * FMR + i < K; i++) {
-                const ptrdiff_t k = kb * FMR + i;
+                const ptrdiff_t k = kb * FMR + i, c = c0 + j;
                 const float *src = transposed ? w + (c * K + k) * 9 : w + (k * C + c) * 9;
                 for (int ab = 0; ab < 9; ab++)
-                    lanes[ab][i] = src[transposed ? 8 - ab : ab];
+                    lanes[ab][j * FMR + i] = src[transposed ? 8 - ab : ab];
             }
-            VF f[3][3], t[6][3];
-            for (int ab = 0; ab < 9; ab++)
-                f[ab / 3][ab % 3] = *(const VF *)lanes[ab];
-            for (int b = 0; b < 3; b++) {       /* t = G f */
-                t[0][b] = f[0][b] * q4;
-                t[1][b] = -(f[0][b] + f[1][b] + f[2][b]) * q6;
-                t[2][b] = -(f[0][b] - f[1][b] + f[2][b]) * q6;
-                t[3][b] = f[0][b] * q24 + f[1][b] * q12 + f[2][b] * q6;
-                t[4][b] = f[0][b] * q24 - f[1][b] * q12 + f[2][b] * q6;
-                t[5][b] = f[2][b];
-            }
-            for (int a = 0; a < 6; a++) {       /* u = t G^T, row a */
-                VF u[6];
-                u[0] = t[a][0] * q4;
-                u[1] = -(t[a][0] + t[a][1] + t[a][2]) * q6;
-                u[2] = -(t[a][0] - t[a][1] + t[a][2]) * q6;
-                u[3] = t[a][0] * q24 + t[a][1] * q12 + t[a][2] * q6;
-                u[4] = t[a][0] * q24 - t[a][1] * q12 + t[a][2] * q6;
-                u[5] = t[a][2];
-                for (int b = 0; b < 6; b++)
-                    memcpy(U + (((a * 6 + b) * kblocks + kb) * C + c) * FMR, &u[b], sizeof(float) * FMR);
+        VF f[3][3], t[6][3];
+        for (int ab = 0; ab < 9; ab++)
+            f[ab / 3][ab % 3] = *(const VF *)lanes[ab];
+        for (int b = 0; b < 3; b++) {       /* t = G f */
+            t[0][b] = f[0][b] * q4;
+            t[1][b] = -(f[0][b] + f[1][b] + f[2][b]) * q6;
+            t[2][b] = -(f[0][b] - f[1][b] + f[2][b]) * q6;
+            t[3][b] = f[0][b] * q24 + f[1][b] * q12 + f[2][b] * q6;
+            t[4][b] = f[0][b] * q24 - f[1][b] * q12 + f[2][b] * q6;
+            t[5][b] = f[2][b];
+        }
+        for (int a = 0; a < 6; a++) {       /* u = t G^T, row a */
+            VF u[6];
+            u[0] = t[a][0] * q4;
+            u[1] = -(t[a][0] + t[a][1] + t[a][2]) * q6;
+            u[2] = -(t[a][0] - t[a][1] + t[a][2]) * q6;
+            u[3] = t[a][0] * q24 + t[a][1] * q12 + t[a][2] * q6;
+            u[4] = t[a][0] * q24 - t[a][1] * q12 + t[a][2] * q6;
+            u[5] = t[a][2];
+            for (int b = 0; b < 6; b++) {
+                float *dst = U + (((a * 6 + b) * kblocks + kb) * C + c0) * FMR;
+                if (nc == CPV)
+                    memcpy(dst, &u[b], sizeof(float) * FMR * CPV);     /* a constant size: one store */
+                else
+                    memcpy(dst, &u[b], sizeof(float) * FMR * nc);
             }
         }
+    }
 }
 
 /* The 36 transformed values (B^T d B) of the 6x6 input tiles of VLEN images (one per lane) whose top-left
