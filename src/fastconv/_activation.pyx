@@ -36,9 +36,11 @@ cdef int team(Py_ssize_t n, int num_threads) noexcept nogil:
     return num_threads if n >= PARALLEL_MIN else 1
 
 
-def relu_forward(const floating[::1] x, floating[::1] y, int num_threads):
-    """``y = max(x, 0)`` (NaN propagates) over flat arrays of equal length."""
-    cdef Py_ssize_t n = x.shape[0], part, lo, hi
+def relu(const floating[::1] src, const floating[::1] y, floating[::1] out, bint backward, int num_threads):
+    """Forward (``backward`` false): ``out = max(src, 0)``, NaN propagating (``y`` unused). Backward:
+    ``out = src`` (the output's gradient) where the forward output ``y > 0``, else 0 (the gradient at 0 is 0).
+    Flat arrays of equal length."""
+    cdef Py_ssize_t n = src.shape[0], part, lo, hi
     cdef int parts = team(n, num_threads)
     if n == 0:
         return
@@ -46,17 +48,7 @@ def relu_forward(const floating[::1] x, floating[::1] y, int num_threads):
         for part in prange(parts, schedule="static", num_threads=parts):
             lo = bound(n, parts, part)  # assigned here, so private to the thread
             hi = bound(n, parts, part + 1)
-            relu_slab(&x[lo], &y[lo], hi - lo)
-
-
-def relu_backward(const floating[::1] dy, const floating[::1] y, floating[::1] dx, int num_threads):
-    """``dx = dy`` where the forward output ``y > 0``, else 0 (the gradient at 0 is 0)."""
-    cdef Py_ssize_t n = dy.shape[0], part, lo, hi
-    cdef int parts = team(n, num_threads)
-    if n == 0:
-        return
-    with nogil:
-        for part in prange(parts, schedule="static", num_threads=parts):
-            lo = bound(n, parts, part)  # assigned here, so private to the thread
-            hi = bound(n, parts, part + 1)
-            relu_backward_slab(&dy[lo], &y[lo], &dx[lo], hi - lo)
+            if backward:
+                relu_backward_slab(&src[lo], &y[lo], &out[lo], hi - lo)
+            else:
+                relu_slab(&src[lo], &out[lo], hi - lo)

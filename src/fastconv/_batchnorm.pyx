@@ -106,6 +106,31 @@ cdef void column_sums(const floating *g, const floating *x, Py_ssize_t N, Py_ssi
             out[2 * c + 1] += e * d
 
 
+cdef void sums_of_rows(const floating *g, const floating *x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t M,
+                       const floating *centre, Py_ssize_t centre_stride, int mode, double *rows,
+                       int num_threads) noexcept nogil:
+    """:func:`row_sums` of every ``(n, c)`` row into ``rows[2*(n*C + c):]``, channel ``c`` centred on
+    ``centre[c * centre_stride]``, the rows split between the threads; for ``(N, C)`` data (``M = 1``) the
+    column sums of :func:`column_sums` instead (into the first ``C`` rows)."""
+    cdef Py_ssize_t nc
+    if M == 1:
+        column_sums(g, x, N, C, centre, mode, rows)
+        return
+    for nc in prange(N * C, schedule="static", num_threads=num_threads):
+        row_sums(g + nc * M, x + nc * M, M, centre[(nc % C) * centre_stride], mode, rows + 2 * nc)
+
+
+cdef void channel_totals(const double *rows, Py_ssize_t groups, Py_ssize_t C, Py_ssize_t c,
+                         double *out) noexcept nogil:
+    """``out[0:2]``: the two sums of channel ``c`` over its ``groups`` rows of :func:`sums_of_rows`, in order."""
+    cdef Py_ssize_t n
+    out[0] = 0
+    out[1] = 0
+    for n in range(groups):
+        out[0] += rows[2 * (n * C + c)]
+        out[1] += rows[2 * (n * C + c) + 1]
+
+
 cdef void normalize_row(const floating *x, floating centre, floating scale, floating offset, floating *y,
                         Py_ssize_t M) noexcept nogil:
     cdef Py_ssize_t m
@@ -145,21 +170,14 @@ def forward(const floating[:, :, ::1] x, const floating[::1] gamma, const floati
     ``gamma * invstd``. Both passes over ``x`` stream rows in memory order, split between the threads.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], nc, n, c, groups = 1 if M == 1 else N
-    cdef double s1, s2, mu, var, count = N * M
-    with nogil:
-        if M == 1:          # (N, C) input: rows of one value; sum the columns instead
-            column_sums(&x[0, 0, 0], &x[0, 0, 0], N, C, &x[0, 0, 0], 0, &rows[0, 0])
-        else:
-            for nc in prange(N * C, schedule="static", num_threads=num_threads):
-                row_sums(&x[0, 0, 0], &x[nc // C, nc % C, 0], M, x[0, nc % C, 0], 0, &rows[nc, 0])
+    cdef double mu, var, count = N * M
+    cdef double total[2]
+    with nogil:       # each channel centred on its first value
+        sums_of_rows(&x[0, 0, 0], &x[0, 0, 0], N, C, M, &x[0, 0, 0], M, 0, &rows[0, 0], num_threads)
         for c in range(C):
-            s1 = 0
-            s2 = 0
-            for n in range(groups):
-                s1 = s1 + rows[n * C + c, 0]
-                s2 = s2 + rows[n * C + c, 1]
-            mu = s1 / count
-            var = s2 / count - mu * mu
+            channel_totals(&rows[0, 0], groups, C, c, total)
+            mu = total[0] / count
+            var = total[1] / count - mu * mu
             var = var if var > 0 else 0
             mean[c] = <floating>(x[0, c, 0] + mu)
             invstd[c] = <floating>(1.0 / sqrt(var + eps))
@@ -184,18 +202,13 @@ def backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x, const fl
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], nc, n, c, groups = 1 if M == 1 else N
     cdef double sdy, sdyx, inv, count = N * M
+    cdef double total[2]
     with nogil:
-        if M == 1:
-            column_sums(&dy[0, 0, 0], &x[0, 0, 0], N, C, &mean[0], 1, &rows[0, 0])
-        else:
-            for nc in prange(N * C, schedule="static", num_threads=num_threads):
-                row_sums(&dy[nc // C, nc % C, 0], &x[nc // C, nc % C, 0], M, mean[nc % C], 1, &rows[nc, 0])
+        sums_of_rows(&dy[0, 0, 0], &x[0, 0, 0], N, C, M, &mean[0], 1, 1, &rows[0, 0], num_threads)
         for c in range(C):
-            sdy = 0
-            sdyx = 0
-            for n in range(groups):
-                sdy = sdy + rows[n * C + c, 0]
-                sdyx = sdyx + rows[n * C + c, 1]
+            channel_totals(&rows[0, 0], groups, C, c, total)
+            sdy = total[0]
+            sdyx = total[1]
             inv = invstd[c]
             dbeta[c] = <floating>sdy
             dgamma[c] = <floating>(sdyx * inv)

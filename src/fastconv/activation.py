@@ -11,7 +11,8 @@ def relu_forward(x):
     """``y = max(x, 0)``, same shape and dtype as ``x``; NaN stays NaN."""
     x = _checks.float_array(x, "x")
     y = np.empty_like(x)
-    _activation.relu_forward(x.reshape(-1), y.reshape(-1), get_num_threads())
+    flat = x.reshape(-1)
+    _activation.relu(flat, flat, y.reshape(-1), False, get_num_threads())
     return y
 
 
@@ -22,5 +23,5 @@ def relu_backward(dy, y):
     _checks.same_dtype(dy=dy, y=y)
     _checks.expect_shape(y, dy.shape, "y")
     dx = np.empty_like(dy)
-    _activation.relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1), get_num_threads())
+    _activation.relu(dy.reshape(-1), y.reshape(-1), dx.reshape(-1), True, get_num_threads())
     return dx
