@@ -13,7 +13,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_threads", "_conv", "_linear", "_pool", "_batchnorm"]
+KERNELS = ["_threads", "_conv", "_linear", "_pool", "_batchnorm", "_activation"]
 
 OPENMP_PROBE = textwrap.dedent("""
     #include <omp.h>

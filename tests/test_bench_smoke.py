@@ -490,3 +490,21 @@ def test_time_to_accuracy_plot_and_table_from_the_committed_runs(tmp_path, capsy
     bad.write_text(json.dumps({"args": {"model": "cnn", "seed": 0, "epochs": 1}, "history": {"loss": [1.0]}}))
     with pytest.raises(SystemExit, match="--test-each-epoch"):
         tta.main(["plot", str(bad), "--png", str(png)])
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_profile_step_times_every_layer_pass_of_both_networks(name, capsys, monkeypatch):
+    pytest.importorskip("torch", reason="PyTorch is not installed: no PyTorch twin to profile against")
+    profile_step = _load("profile_step", "profile_step.py")
+    n, rows = profile_step.profile(name, rounds=1, n=4)
+    model = cases_train.build_model(name)
+    first = next(i for i, layer in enumerate(model.layers) if layer.parameters())
+    expected = (["zero_grad"] + [f"{i} {type(layer).__name__} fwd" for i, layer in enumerate(model.layers)]
+                + ["loss fwd+bwd"] + [f"{i} {type(model.layers[i]).__name__} bwd"
+                                      for i in range(len(model.layers) - 1, first - 1, -1)] + ["update", "step"])
+    assert n == 4 and [key for key, _, _ in rows] == expected
+    assert all(np.isfinite(a) and a > 0 and np.isfinite(b) and b > 0 for _, a, b in rows)   # PyTorch row found
+    monkeypatch.setattr(profile_step.fcbench, "configure_threads", lambda: None)   # leave the suite's threads
+    profile_step.main([name, "--rounds", "1", "--batch", "4", "--steps-only"])
+    out = capsys.readouterr().out
+    assert f"{name} batch 4, medians of 1 rounds" in out and "step" in out

@@ -18,6 +18,10 @@ SHAPES = {
     "4d-batch1": (1, 5, 3, 3),
     "4d-1x1": (6, 4, 1, 1),
     "4d-many-channels": (3, 33, 9, 8),
+    "4d-plane-of-8": (3, 2, 2, 4),              # the kernel sums rows in lanes of 8 values, blocks of 64
+    "4d-plane-of-2-blocks-and-a-tail": (4, 3, 11, 13),
+    "4d-zoo-plane": (5, 4, 28, 28),
+    "2d-many-rows": (300, 40),                  # (N, C): the kernel sums columns
 }
 
 

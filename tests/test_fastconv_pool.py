@@ -115,6 +115,41 @@ def test_maxpool_ties_and_nan_match_reference_random_shapes(geometry, seed, leve
         np.testing.assert_array_equal(idx, idx_ref)
 
 
+# ------------------------------------------------- the kernels' own paths: 2x2 stride 2, tiling and global windows
+FAST_PATHS = {
+    "2x2-s2-even": (3, 4, 24, 24, 2, 2, 0),                   # max and average pools' straight-line 2x2 code
+    "2x2-s2-odd-rows-and-columns": (2, 3, 13, 11, 2, 2, 0),   # the last row and column are in no window
+    "3x3-tiling-with-leftovers": (2, 2, 10, 11, 3, 3, 0),     # average backward: tiling windows, zero leftovers
+    "global-7x7": (4, 33, 7, 7, 7, None, 0),                  # one window per plane: a contiguous run
+    "global-28x28": (2, 3, 28, 28, 28, None, 0),
+    "global-1x9": (3, 2, 1, 9, (1, 9), None, 0),
+    "full-width-bands": (2, 3, 12, 5, (4, 5), None, 0),       # one window per band of rows
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(FAST_PATHS.values()), ids=list(FAST_PATHS))
+def test_pools_fast_paths_match_reference(case, dtype):
+    check_pools(*case, dtype=dtype, seed=3)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+@pytest.mark.parametrize("nan", [False, True])
+def test_maxpool_2x2_ties_infinities_and_nan_match_reference(levels, nan):
+    """The 2x2 stride-2 path: many ties (the first maximum wins), -inf and +inf, and planes holding a NaN."""
+    rng = np.random.default_rng(levels + 10 * nan)
+    x = rng.integers(0, levels, (3, 4, 10, 9)).astype(np.float64)
+    x[rng.random(x.shape) < 0.2] = -np.inf
+    x[rng.random(x.shape) < 0.05] = np.inf
+    if nan:
+        x[rng.random(x.shape) < 0.05] = np.nan
+    for dtype in DTYPES:
+        y, idx = fastconv.maxpool2d_forward(x.astype(dtype), 2)
+        y_ref, idx_ref = ref.maxpool2d_forward(x.astype(dtype), 2)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(idx, idx_ref)
+
+
 # ------------------------------------------------------------------------------ maxpool indices
 def test_maxpool_indices_are_flat_int64_positions_in_the_plane():
     rng = np.random.default_rng(2)

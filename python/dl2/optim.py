@@ -72,7 +72,8 @@ def _check_unit(name, value, who):
 
 
 class Optimizer:
-    """Base class. Subclasses set ``state_names`` and implement ``_update(p, g, state)``.
+    """Base class. Subclasses set ``state_names`` and implement ``_update(p, g, state)`` (``g`` may be ``p.grad``
+    itself: read it, never write into it).
 
     ``state`` is a list (one entry per parameter) of dicts ``name -> array`` shaped like the parameter.
     ``t`` counts the calls to :meth:`step`; ``lr`` may be changed between steps (schedules do). Default
@@ -101,13 +102,16 @@ class Optimizer:
         return self.regularize_all or p.regularize
 
     def _gradient(self, p):
-        """A fresh array: ``p.grad`` plus the (coupled) weight-decay / L1 terms where they apply."""
+        """``p.grad`` plus the (coupled) weight-decay / L1 terms where they apply: a new array when a term is
+        added, otherwise ``p.grad`` itself (no copy per step), so updates must not write into it."""
+        coupled = self.weight_decay and not self.decoupled_weight_decay
+        if not (self._regularized(p) and (coupled or self.l1)):
+            return p.grad
         g = np.array(p.grad, dtype=p.data.dtype, copy=True)
-        if self._regularized(p):
-            if self.weight_decay and not self.decoupled_weight_decay:
-                g += self.weight_decay * p.data
-            if self.l1:
-                g += self.l1 * np.sign(p.data)
+        if coupled:
+            g += self.weight_decay * p.data
+        if self.l1:
+            g += self.l1 * np.sign(p.data)
         return g
 
     def penalty(self):
@@ -185,8 +189,7 @@ class SGD(Optimizer):
     """Plain gradient descent: ``w <- w - lr * g``."""
 
     def _update(self, p, g, state):
-        g *= self.lr
-        p.data -= g
+        p.data -= self.lr * g
 
 
 class Momentum(Optimizer):

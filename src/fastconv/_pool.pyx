@@ -85,15 +85,48 @@ cdef Window make_window(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW
     return g
 
 
+cdef void maxpool_plane_2x2(const floating *src, floating *y, int64_t *indices, Window g) noexcept nogil:
+    """:func:`maxpool_plane` for 2x2 windows, stride 2, no padding (the classic networks' pool): the max of each
+    row pair, then of the two rows, each index from a comparison (integer arithmetic and max instructions, no
+    branch); strict comparisons keep the first maximum in row-major order."""
+    cdef Py_ssize_t i, j, top, first, second, lower
+    cdef floating a, b, c, d, upper_max, lower_max
+    cdef const floating *r0
+    cdef const floating *r1
+    if has_nan(src, g.H * g.W):
+        maxpool_plane_nan(src, y, indices, g)
+        return
+    for i in range(g.OH):
+        r0 = src + 2 * i * g.W
+        r1 = r0 + g.W
+        top = 2 * i * g.W
+        for j in range(g.OW):
+            a = r0[2 * j]
+            b = r0[2 * j + 1]
+            c = r1[2 * j]
+            d = r1[2 * j + 1]
+            first = b > a
+            second = d > c
+            upper_max = b if b > a else a
+            lower_max = d if d > c else c
+            lower = lower_max > upper_max
+            y[i * g.OW + j] = lower_max if lower_max > upper_max else upper_max
+            indices[i * g.OW + j] = top + 2 * j + first + lower * (g.W + second - first)
+
+
 def maxpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] indices,
                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                     Py_ssize_t ph, Py_ssize_t pw, int num_threads):
     """``x (NC, H, W)`` -> ``y, indices (NC, OH, OW)``; ties go to the first position in row-major order."""
     cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
+    cdef bint two_by_two = kh == kw == sh == sw == 2 and ph == pw == 0
     with nogil:
         for plane in prange(x.shape[0], schedule="dynamic", chunksize=16, num_threads=num_threads):
-            maxpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], &indices[plane, 0, 0], g)
+            if two_by_two:
+                maxpool_plane_2x2(&x[plane, 0, 0], &y[plane, 0, 0], &indices[plane, 0, 0], g)
+            else:
+                maxpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], &indices[plane, 0, 0], g)
 
 
 cdef Py_ssize_t maxpool_backward_plane(const floating *dy, const int64_t *indices, Py_ssize_t n_out,
@@ -123,6 +156,25 @@ def maxpool_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] indi
     return bad
 
 
+cdef floating run_sum(const floating *src, Py_ssize_t n) noexcept nogil:
+    """Sum of ``src[:n]`` in eight lanes (independent chains the compiler turns into vector additions), then the
+    lanes and the tail."""
+    cdef floating lane[8]
+    cdef floating total
+    cdef Py_ssize_t k, m = 0
+    for k in range(8):
+        lane[k] = 0
+    while m + 8 <= n:
+        for k in range(8):
+            lane[k] = lane[k] + src[m + k]
+        m += 8
+    total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))
+    while m < n:
+        total = total + src[m]
+        m += 1
+    return total
+
+
 cdef floating window_sum(const floating *src, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0,
                          Py_ssize_t w1) noexcept nogil:
     """Sum of ``src[h0:h1, w0:w1]`` (row stride ``W``) with four running sums, so wide windows (global
@@ -130,6 +182,8 @@ cdef floating window_sum(const floating *src, Py_ssize_t W, Py_ssize_t h0, Py_ss
     cdef Py_ssize_t hh, ww, n = w1 - w0
     cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
     cdef const floating *row
+    if w0 == 0 and w1 == W:      # full-width rows are one contiguous run (global pooling: the whole plane)
+        return run_sum(src + h0 * W, (h1 - h0) * W)
     for hh in range(h0, h1):
         row = src + hh * W + w0
         ww = 0
@@ -156,15 +210,31 @@ cdef void avgpool_plane(const floating *src, floating *y, Window g, bint count_i
                 area if count_include_pad else <floating>((h1 - h0) * (w1 - w0)))
 
 
+cdef void avgpool_plane_2x2(const floating *src, floating *y, Window g) noexcept nogil:
+    """:func:`avgpool_plane` for 2x2 windows, stride 2, no padding: straight-line sums of four."""
+    cdef Py_ssize_t i, j
+    cdef const floating *r0
+    cdef const floating *r1
+    for i in range(g.OH):
+        r0 = src + 2 * i * g.W
+        r1 = r0 + g.W
+        for j in range(g.OW):
+            y[i * g.OW + j] = ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1])) / 4
+
+
 def avgpool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                     Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int num_threads):
     """``y (NC, OH, OW)`` = window sums of ``x (NC, H, W)`` over the divisor (see ``count_include_pad``)."""
     cdef Window g = make_window(x.shape[1], x.shape[2], y.shape[1], y.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
+    cdef bint two_by_two = kh == kw == sh == sw == 2 and ph == pw == 0
     with nogil:
         for plane in prange(x.shape[0], schedule="dynamic", chunksize=16, num_threads=num_threads):
-            avgpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], g, count_include_pad)
+            if two_by_two:
+                avgpool_plane_2x2(&x[plane, 0, 0], &y[plane, 0, 0], g)
+            else:
+                avgpool_plane(&x[plane, 0, 0], &y[plane, 0, 0], g, count_include_pad)
 
 
 cdef void avgpool_backward_plane(const floating *dy, floating *dx, Window g, bint count_include_pad) noexcept nogil:
@@ -181,12 +251,47 @@ cdef void avgpool_backward_plane(const floating *dy, floating *dx, Window g, bin
                     dx[hh * g.W + ww] += grad
 
 
+cdef void avgpool_backward_tiled(const floating *dy, floating *dx, Window g) noexcept nogil:
+    """:func:`avgpool_backward_plane` for windows that tile the plane (stride = kernel, no padding): every input
+    value gets its window's ``dy / area`` or, past the last window, 0; written once, no accumulation."""
+    cdef Py_ssize_t i, j, hh, ww
+    cdef floating grad, area = g.kh * g.kw
+    cdef floating *row
+    for i in range(g.OH):
+        if g.kw == g.W:      # one window per band of rows (global pooling): the band is one contiguous run
+            grad = dy[i] / area
+            row = dx + i * g.kh * g.W
+            for ww in range(g.kh * g.W):
+                row[ww] = grad
+            continue
+        for hh in range(i * g.kh, (i + 1) * g.kh):
+            row = dx + hh * g.W
+            if g.kw == 2:
+                for j in range(g.OW):
+                    grad = dy[i * g.OW + j] / area
+                    row[2 * j] = grad
+                    row[2 * j + 1] = grad
+            else:
+                for j in range(g.OW):
+                    grad = dy[i * g.OW + j] / area
+                    for ww in range(j * g.kw, (j + 1) * g.kw):
+                        row[ww] = grad
+            for ww in range(g.OW * g.kw, g.W):
+                row[ww] = 0
+    if g.OH * g.kh < g.H:
+        memset(dx + g.OH * g.kh * g.W, 0, (g.H - g.OH * g.kh) * g.W * sizeof(floating))
+
+
 def avgpool_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
                      Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                      Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int num_threads):
     """``dx (NC, H, W)``: each ``dy / divisor`` spread evenly over its window."""
     cdef Window g = make_window(dx.shape[1], dx.shape[2], dy.shape[1], dy.shape[2], kh, kw, sh, sw, ph, pw)
     cdef Py_ssize_t plane
+    cdef bint tiled = sh == kh and sw == kw and ph == pw == 0
     with nogil:
         for plane in prange(dy.shape[0], schedule="dynamic", chunksize=16, num_threads=num_threads):
-            avgpool_backward_plane(&dy[plane, 0, 0], &dx[plane, 0, 0], g, count_include_pad)
+            if tiled:
+                avgpool_backward_tiled(&dy[plane, 0, 0], &dx[plane, 0, 0], g)
+            else:
+                avgpool_backward_plane(&dy[plane, 0, 0], &dx[plane, 0, 0], g, count_include_pad)

@@ -3,6 +3,7 @@ import numpy as np
 
 from . import _batchnorm, _checks
 from .threads import get_num_threads
+from .workspace import scratch
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "batchnorm_inference"]
 
@@ -10,6 +11,11 @@ __all__ = ["batchnorm_forward", "batchnorm_backward", "batchnorm_inference"]
 def _as_ncm(a):
     """``(N, C)`` -> ``(N, C, 1)``; ``(N, C, H, W)`` -> ``(N, C, H*W)`` (views)."""
     return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _row_sums(x):
+    """Work space of the training kernels: two float64 sums per ``(n, c)`` row."""
+    return scratch("batchnorm-rows", (x.shape[0] * x.shape[1], 2), np.float64)
 
 
 def _channel_vectors(x, **vectors):
@@ -42,7 +48,8 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     y = np.empty_like(x)
     mean = np.empty(c, dtype=x.dtype)
     invstd = np.empty(c, dtype=x.dtype)
-    _batchnorm.forward(_as_ncm(x), gamma, beta, eps, _as_ncm(y), mean, invstd, get_num_threads())
+    _batchnorm.forward(_as_ncm(x), gamma, beta, eps, _as_ncm(y), mean, invstd, _row_sums(x),
+                       scratch("batchnorm-scale", (c,), x.dtype), get_num_threads())
     return y, mean, invstd
 
 
@@ -59,7 +66,7 @@ def batchnorm_backward(dy, x, gamma, mean, invstd):
     dbeta = np.zeros(c, dtype=x.dtype)
     if x.size:
         _batchnorm.backward(_as_ncm(dy), _as_ncm(x), gamma, mean, invstd, _as_ncm(dx), dgamma, dbeta,
-                            get_num_threads())
+                            _row_sums(x), scratch("batchnorm-coef", (3, c), x.dtype), get_num_threads())
     return dx, dgamma, dbeta
 
 

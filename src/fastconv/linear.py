@@ -41,12 +41,14 @@ def linear_backward(dy, x, w, need_dx=True):
     _checks.same_dtype(x=x, dy=dy)
     _checks.expect_shape(dy, (x.shape[0], w.shape[1]), "dy")
     threads = get_num_threads()
-    dw = np.zeros_like(w)
-    if x.shape[0] and dw.size:
+    n, n_in, n_out = x.shape[0], w.shape[0], w.shape[1]
+    # The GEMMs overwrite their whole output: zeros only where there is no product to compute (a sum over none).
+    dw = np.empty_like(w) if n else np.zeros_like(w)
+    if n and dw.size:
         _linear.backward_weight(dy, x, dw, threads)
     dx = None
     if need_dx:
-        dx = np.zeros_like(x)
-        if x.shape[0] and dx.size and w.shape[1]:
+        dx = np.empty_like(x) if n_out else np.zeros_like(x)
+        if n and n_in and n_out:
             _linear.backward_input(dy, w, dx, threads)
     return dx, dw, dy.sum(axis=0)

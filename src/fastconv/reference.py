@@ -17,6 +17,7 @@ __all__ = [
     "maxpool2d_forward", "maxpool2d_backward",
     "avgpool2d_forward", "avgpool2d_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
+    "relu_forward", "relu_backward",
 ]
 
 
@@ -211,3 +212,14 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
     scale = gamma / np.sqrt(running_var + eps)
     y = _per_channel(scale, x) * (x - _per_channel(running_mean, x)) + _per_channel(beta, x)
     return y.astype(x.dtype)
+
+
+# ------------------------------------------------------------------------------------------ activations
+def relu_forward(x):
+    """``y = max(x, 0)``; NaN stays NaN (``numpy.maximum``'s rule)."""
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+def relu_backward(dy, y):
+    """``dx = dy`` where the forward output ``y > 0``, else 0 (the gradient at 0, and at NaN, is 0)."""
+    return np.where(y > 0, dy, np.zeros((), dy.dtype))

@@ -1,6 +1,7 @@
 """Element-wise activations and softmax. Shapes are preserved: ``(N, ...)`` -> ``(N, ...)``."""
 import numpy as np
 
+from ..backend import get_backend
 from ..checks import number
 from ..module import Module
 from ._base import LayerMixin
@@ -15,15 +16,14 @@ def _sigmoid(x):
 
 
 class ReLU(LayerMixin, Module):
-    """``y = max(x, 0)``; the gradient at 0 is 0."""
+    """``y = max(x, 0)`` (on the kernel backend, :mod:`dl2.backend`); the gradient at 0 is 0."""
 
     def forward(self, x):
-        x = self._input(x, "any")
-        self._mask = x > 0
-        return np.maximum(x, 0, out=np.empty_like(x))
+        self._y = get_backend().relu_forward(self._input(x, "any"))
+        return self._y
 
     def backward(self, dy):
-        return dy * self._mask if self.needs_input_grad else None
+        return get_backend().relu_backward(dy, self._y) if self.needs_input_grad else None
 
 
 class LeakyReLU(LayerMixin, Module):

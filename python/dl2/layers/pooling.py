@@ -126,20 +126,22 @@ class _GlobalPool2D(LayerMixin, Module):
 
 
 class GlobalAvgPool2D(_GlobalPool2D):
-    """Mean over H and W: ``(N, C, H, W)`` -> ``(N, C)`` (``(N, C, 1, 1)`` with ``keepdims=True``)."""
+    """Mean over H and W: ``(N, C, H, W)`` -> ``(N, C)`` (``(N, C, 1, 1)`` with ``keepdims=True``).
+
+    Average pooling with one window covering the whole plane, on the kernel backend (:mod:`dl2.backend`).
+    """
 
     def forward(self, x):
         x = self._input(x, "channels")
-        self._x_shape = x.shape
-        return x.mean(axis=(2, 3), keepdims=self.keepdims)
+        n, c, h, w = self._x_shape = x.shape
+        y = get_backend().avgpool2d_forward(x, (h, w))
+        return y if self.keepdims else y.reshape(n, c)
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
         n, c, h, w = self._x_shape
-        dx = np.empty(self._x_shape, dtype=dy.dtype)
-        dx[...] = dy.reshape(n, c, 1, 1) / (h * w)
-        return dx
+        return get_backend().avgpool2d_backward(dy.reshape(n, c, 1, 1), self._x_shape, (h, w))
 
 
 class GlobalMaxPool2D(_GlobalPool2D):
