@@ -154,7 +154,10 @@ ALGORITHM_CASES = [
     ((4, 8, 9, 9, 64, 5, 1, 0), ("gemm", None, "dot-product")),
     ((3, 64, 9, 5, 8, 3, 1, 0), (None, "gemm", None)),
     ((3, 100, 5, 6, 100, 3, 1, 1), (None, None, "outer-product")),
-    ((3, 8, 11, 10, 64, 3, 2, 1), ("gemm", "im2col-blas", None)),
+    ((3, 8, 11, 10, 160, 3, 2, 1), ("gemm", "im2col-blas", None)),
+    ((3, 8, 28, 28, 12, 3, 2, 1), ("direct", None, None)),        # strided: on the phases of the padded image
+    ((2, 9, 27, 29, 10, 5, 2, 2), ("direct", None, None)),
+    ((2, 8, 30, 31, 6, 3, 3, 1), ("direct", None, None)),
     ((3, 6, 7, 9, 5, 1, 1, 0), ("im2col-blas", "im2col-blas", "im2col-blas")),
 ]
 
@@ -188,3 +191,19 @@ def test_conv_algorithm_api():
         fastconv.conv_algorithm((2, 3, 8, 8), (4, 3, 3, 3), dtype=np.int32)
     with pytest.raises(ValueError):
         fastconv.conv_algorithm((2, 3, 2, 2), (4, 3, 3, 3))
+
+
+@pytest.mark.parametrize("case", [((3, 8, 30, 28, 9), (3, 3), (2, 1), (1, 1)),
+                                  ((2, 8, 31, 30, 9), (3, 5), (1, 2), (2, 1)),
+                                  ((1, 16, 28, 28, 70), (3, 3), (2, 2), (1, 1))],
+                         ids=["stride-2x1", "stride-1x2-kernel-3x5", "batch-1-stride-2"])
+def test_direct_forward_with_unequal_strides(each_isa, case):
+    """The phases of the direct kernel with different row and column strides, and a batch of one image."""
+    (n, c, h, w, k), kernel, stride, padding = case
+    assert fastconv.conv_algorithm((n, c, h, w), (k, c) + kernel, stride, padding)["forward"] == "direct"
+    rng = np.random.default_rng(n + k)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, c) + kernel).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    y_ref = ref.conv2d_forward(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), stride, padding)
+    assert _bound_ok(fastconv.conv2d_forward(x, wt, b, stride, padding), y_ref, np.float32) <= 1

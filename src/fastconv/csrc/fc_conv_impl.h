@@ -400,86 +400,111 @@ static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float
 }
 
 /* ------------------------------------------------------------------------------------------- direct */
-/* Stride-1 convolutions on planes of moderate size, where packing would cost as much as the arithmetic (few
- * channels: each packed value would feed few multiply-adds). Each task zero-pads one image into the thread's
- * buffer (C, Hp, Wp) and computes its outputs on the *flattened* padded plane: flat position q = oh*Wp + ow
- * sums w[k][c][u][v] * xpad[c][q + u*Wp + v], so a tile of DNR consecutive q reads DNV plain vectors per
- * (c, u, v) and needs no packing. Positions with ow >= OW (the kw-1 columns where a row wraps) are computed
- * and dropped: the tiles run at OW / Wp of the vector width, also on narrow planes where one tile spans rows.
- * A tile is FMR output channels x DNR flat positions (DNV vectors, set per ISA). */
+/* Convolutions of few channels on planes of moderate size, where packing would cost as much as the arithmetic
+ * (each packed value would feed few multiply-adds). Each task copies one image into the thread's buffer,
+ * zero-padded and, for stride s > 1, split into its s x s phases (phase (a, b) holds the padded pixels
+ * (i*s + a, j*s + b)), every plane Hq x Wq. An output (oh, ow) then sums, over the channels and taps (u, v),
+ * w[k][c][u][v] * plane(c, u % s, v % s)[oh + u / s][ow + v / s]: on the *flattened* planes, flat output
+ * position q = oh*Wq + ow reads position q + toff(u, v) of channel c, so a tile of DNR consecutive q reads DNV
+ * plain vectors per (c, u, v) and needs no packing. Positions with ow >= OW (where a row wraps) are computed
+ * and dropped: the tiles run at OW / Wq of the vector width, also on narrow planes where one tile spans rows.
+ * A tile is FMR output channels x DNR flat positions (DNV vectors, set per ISA); it is written from the
+ * registers into the thread's flat output rows, which are compacted into y once per image. */
 #define DNR (DNV * VLEN)
 
-/* tile[i][0..DNR) = sum over (c, u, v) of A[r][i] * src[c*plane + u*Wp + v ..][0..DNR), r = (c*kh + u)*kw + v.
- * Inlined with kw = 3 as a constant (the taps of a row unrolled) and with kw as given. */
-static inline __attribute__((always_inline)) FC_TGT void
-F(direct_body)(ptrdiff_t C, ptrdiff_t kh, const ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t Wp,
-               const float *restrict A, const float *restrict src, float *restrict out, ptrdiff_t ldo)
+/* out[i * ldo][0..DNR) = sum over (c, t) of A[c*taps + t][i] * src[c*cstride + toff[t] ..][0..DNR). */
+static FC_TGT void F(ukr_direct)(ptrdiff_t C, ptrdiff_t taps, const ptrdiff_t *restrict toff, ptrdiff_t cstride,
+                                 const float *restrict A, const float *restrict src, float *restrict out,
+                                 ptrdiff_t ldo)
 {
     VF acc[FMR][DNV];
     for (int i = 0; i < FMR; i++)
         for (int v = 0; v < DNV; v++)
             acc[i][v] = (VF){0};
-    for (ptrdiff_t c = 0; c < C; c++)
-        for (ptrdiff_t u = 0; u < kh; u++) {
-            const float *row = src + c * plane + u * Wp;
-            for (ptrdiff_t v = 0; v < kw; v++, A += FMR) {
-                VF b[DNV];
+    for (ptrdiff_t c = 0; c < C; c++) {
+        const float *plane = src + c * cstride;
+        for (ptrdiff_t t = 0; t < taps; t++, A += FMR) {
+            const float *row = plane + toff[t];
+            VF b[DNV];
+            for (int j = 0; j < DNV; j++)
+                b[j] = *(const VF *)(row + j * VLEN);
+            for (int i = 0; i < FMR; i++) {
+                const float a = A[i];
                 for (int j = 0; j < DNV; j++)
-                    b[j] = *(const VF *)(row + v + j * VLEN);
-                for (int i = 0; i < FMR; i++) {
-                    const float a = A[i];
-                    for (int j = 0; j < DNV; j++)
-                        acc[i][j] += a * b[j];
-                }
+                    acc[i][j] += a * b[j];
             }
         }
+    }
     for (int i = 0; i < FMR; i++)
         for (int v = 0; v < DNV; v++)
             *(VF *)(out + i * ldo + v * VLEN) = acc[i][v];
 }
 
-static FC_TGT void F(ukr_direct)(ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t Wp,
-                                 const float *restrict A, const float *restrict src, float *restrict out,
-                                 ptrdiff_t ldo)
-{
-    if (kw == 3)
-        F(direct_body)(C, kh, 3, plane, Wp, A, src, out, ldo);
-    else
-        F(direct_body)(C, kh, kw, plane, Wp, A, src, out, ldo);
-}
-
-/* out[oh][0..OW) = flat[oh*Wp ..][0..OW) + b: one output channel of an image from its flat rows. */
-static FC_TGT void F(direct_store)(const fc_geom *g, ptrdiff_t Wp, const float *restrict flat, float b,
+/* out[oh][0..OW) = flat[oh*Wq ..][0..OW) + b: one output channel of an image from its flat rows. */
+static FC_TGT void F(direct_store)(const fc_geom *g, ptrdiff_t Wq, const float *restrict flat, float b,
                                    float *restrict out)
 {
     for (ptrdiff_t oh = 0; oh < g->OH; oh++)
         for (ptrdiff_t ow = 0; ow < g->OW; ow++)
-            out[oh * g->OW + ow] = flat[oh * Wp + ow] + b;
+            out[oh * g->OW + ow] = flat[oh * Wq + ow] + b;
 }
 
-/* Measured: wins over the packed GEMM and Winograd up to 32 output or input channels when at least 85 % of the
- * tiles' lanes are outputs (28x28 planes on every ISA; not 14x14 on AVX-512, where a tile is 48 wide). */
-static int F(use_direct)(const fc_geom *g)
+/* dst (C, sh, sw, Hq, Wq): the image src (C, H, W) zero-padded and split into its sh x sw phases, phase (a, b)
+ * of channel c holding the padded pixels (i*sh + a, j*sw + b); zero where that is outside the padded image.
+ * (Compiled per ISA: the strided reads of a row vectorise as permutes.) */
+static FC_TGT void F(pad_image_phases)(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t Wq, const float *src, float *dst)
 {
-    const ptrdiff_t Wp = g->W + 2 * g->pw, tiles = (g->OH * Wp + DNR - 1) / DNR;
-    return g->sh == 1 && g->sw == 1 && (g->K <= 32 || g->C <= 16) && 100 * g->OH * g->OW >= 85 * tiles * DNR;
+    for (ptrdiff_t a = 0; a < g->sh; a++) {
+        /* rows i with 0 <= i*sh + a - ph < H: [i0, i1) */
+        const ptrdiff_t i0 = g->ph - a > 0 ? (g->ph - a + g->sh - 1) / g->sh : 0;
+        ptrdiff_t i1 = (g->H + g->ph - a + g->sh - 1) / g->sh;
+        i1 = i1 > Hq ? Hq : i1 < i0 ? i0 : i1;
+        for (ptrdiff_t b = 0; b < g->sw; b++) {
+            /* columns j with 0 <= j*sw + b - pw < W: [j0, j1) */
+            const ptrdiff_t j0 = g->pw - b > 0 ? (g->pw - b + g->sw - 1) / g->sw : 0;
+            ptrdiff_t j1 = (g->W + g->pw - b + g->sw - 1) / g->sw;
+            j1 = j1 > Wq ? Wq : j1 < j0 ? j0 : j1;
+            for (ptrdiff_t c = 0; c < g->C; c++) {
+                float *restrict out = dst + ((c * g->sh + a) * g->sw + b) * Hq * Wq;
+                memset(out, 0, sizeof(float) * i0 * Wq);
+                memset(out + i1 * Wq, 0, sizeof(float) * (Hq - i1) * Wq);
+                for (ptrdiff_t i = i0; i < i1; i++) {
+                    float *restrict row = out + i * Wq;
+                    const float *restrict in = src + (c * g->H + i * g->sh + a - g->ph) * g->W + b - g->pw;
+                    for (ptrdiff_t j = 0; j < j0; j++)
+                        row[j] = 0;
+                    if (g->sw == 2)
+                        for (ptrdiff_t j = j0; j < j1; j++)
+                            row[j] = in[2 * j];
+                    else
+                        for (ptrdiff_t j = j0; j < j1; j++)
+                            row[j] = in[j * g->sw];
+                    for (ptrdiff_t j = j1; j < Wq; j++)
+                        row[j] = 0;
+                }
+            }
+        }
+    }
 }
 
 typedef struct {
-    ptrdiff_t Hp, Wp, plane, R, kblocks, flat, tiles, ldo, kchunks, kb_per_chunk, tasks;
-    size_t wp_bytes, xpad_bytes, thread_bytes;
+    ptrdiff_t Hq, Wq, cstride, R, taps, kblocks, flat, tiles, ldo, kchunks, kb_per_chunk, tasks;
+    size_t wp_bytes, toff_bytes, xpad_bytes, thread_bytes;
 } F(direct_plan);
 
 static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
 {
     F(direct_plan) q;
-    q.Hp = g->H + 2 * g->ph;
-    q.Wp = g->W + 2 * g->pw;
-    q.plane = q.Hp * q.Wp;
-    q.R = g->C * g->kh * g->kw;
+    const ptrdiff_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    q.Hq = (Hp + g->sh - 1) / g->sh;
+    q.Wq = (Wp + g->sw - 1) / g->sw;
+    q.cstride = g->sh * g->sw * q.Hq * q.Wq;
+    q.taps = g->kh * g->kw;
+    q.R = g->C * q.taps;
     q.kblocks = (g->K + FMR - 1) / FMR;
-    q.flat = g->OH * q.Wp;
+    q.flat = g->OH * q.Wq;
     q.tiles = (q.flat + DNR - 1) / DNR;
+    q.ldo = q.tiles * DNR;
     /* tasks are (image, group of output-channel blocks); split the channels when the batch is small */
     q.kchunks = 1;
     if (g->N < 4 * (ptrdiff_t)threads) {
@@ -490,52 +515,80 @@ static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
     q.kchunks = (q.kblocks + q.kb_per_chunk - 1) / q.kb_per_chunk;
     q.tasks = g->N * q.kchunks;
     q.wp_bytes = align_up(sizeof(float) * q.kblocks * FMR * q.R);
-    /* the padded image, plus room for the reads of the last tile past its end */
-    q.ldo = q.tiles * DNR;
-    /* the padded image (plus room for the reads of the last tile past its end) and the outputs on the flat
-     * plane, one row of ldo per output channel */
-    q.xpad_bytes = align_up(sizeof(float) * (g->C * q.plane + DNR + g->kw));
+    q.toff_bytes = align_up(sizeof(ptrdiff_t) * q.taps);
+    /* the image's planes (plus room for the reads of the last tile past their end: the wrapped positions of the
+     * last row read at most DNR + kw values further) and the outputs on the flat planes, ldo per channel */
+    q.xpad_bytes = align_up(sizeof(float) * (g->C * q.cstride + DNR + g->kw));
     q.thread_bytes = q.xpad_bytes + align_up(sizeof(float) * q.kblocks * FMR * q.ldo);
     return q;
+}
+
+/* Measured: for stride 1, wins over the packed GEMM and Winograd up to 32 output or input channels when at least
+ * 85 % of the tiles' lanes are outputs (28x28 planes on every ISA; not 14x14 on AVX-512, where a tile is 48
+ * wide). Strided layers have no Winograd, and their packed GEMM gathers every column: the direct kernel wins
+ * there up to 128 output channels at 75 % of lanes used (28x28 -> 14x14 at stride 2). */
+static int F(use_direct)(const fc_geom *g)
+{
+    const ptrdiff_t Wq = (g->W + 2 * g->pw + g->sw - 1) / g->sw, tiles = (g->OH * Wq + DNR - 1) / DNR;
+    const ptrdiff_t used = 100 * g->OH * g->OW;
+    if (g->sh == 1 && g->sw == 1)
+        return (g->K <= 32 || g->C <= 16) && used >= 85 * tiles * DNR;
+    return g->K <= 128 && used >= 75 * tiles * DNR;
 }
 
 static size_t F(direct_workspace)(const fc_geom *g, int threads)
 {
     F(direct_plan) q = F(plan_direct)(g, threads);
-    return q.wp_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
+    return q.wp_bytes + q.toff_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
 }
 
 static void F(direct)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
                       float *y, void *workspace, int threads)
 {
     const F(direct_plan) q = F(plan_direct)(g, threads);
-    const ptrdiff_t P = g->OH * g->OW, Wp = q.Wp;
+    const ptrdiff_t P = g->OH * g->OW;
     char *ws = align_ptr(workspace);
     float *wp = (float *)ws;
+    ptrdiff_t *toff = (ptrdiff_t *)(ws + q.wp_bytes);
 
     #pragma omp parallel num_threads(threads)
     {
-        char *mine = ws + q.wp_bytes + q.thread_bytes * (size_t)fc_thread_num();
+        char *mine = ws + q.wp_bytes + q.toff_bytes + q.thread_bytes * (size_t)fc_thread_num();
         float *xpad = (float *)mine;
         float *flat = (float *)(mine + q.xpad_bytes);
         ptrdiff_t padded = -1;       /* the image now in xpad */
-        for (ptrdiff_t j = g->C * q.plane; j < g->C * q.plane + DNR + g->kw; j++)
+        for (ptrdiff_t j = g->C * q.cstride; j < g->C * q.cstride + DNR + g->kw; j++)
             xpad[j] = 0;
-        pack_weights(g, transposed, w, FMR, wp);
+        #pragma omp single
+        for (ptrdiff_t u = 0; u < g->kh; u++)
+            for (ptrdiff_t v = 0; v < g->kw; v++)
+                toff[u * g->kw + v] = ((u % g->sh) * g->sw + v % g->sw) * q.Hq * q.Wq + u / g->sh * q.Wq + v / g->sw;
+        pack_weights(g, transposed, w, FMR, wp);      /* (its barrier also publishes toff) */
         #pragma omp for schedule(static)
         for (ptrdiff_t task = 0; task < q.tasks; task++) {
             const ptrdiff_t n = task / q.kchunks, kb0 = task % q.kchunks * q.kb_per_chunk;
             const ptrdiff_t kb1 = kb0 + q.kb_per_chunk < q.kblocks ? kb0 + q.kb_per_chunk : q.kblocks;
             if (padded != n) {
-                pad_image(g, x + n * g->C * g->H * g->W, xpad);
+                if (g->sh == 1 && g->sw == 1)
+                    pad_image(g, x + n * g->C * g->H * g->W, xpad);
+                else
+                    F(pad_image_phases)(g, q.Hq, q.Wq, x + n * g->C * g->H * g->W, xpad);
                 padded = n;
             }
+            /* while this image is computed, bring the next one's input in from memory, spread over the tiles */
+            const char *next = n + 1 < g->N ? (const char *)(x + (n + 1) * g->C * g->H * g->W) : NULL;
+            const ptrdiff_t lines = next ? (ptrdiff_t)(sizeof(float) * g->C * g->H * g->W / 64) : 0;
+            const ptrdiff_t steps = q.tiles * (kb1 - kb0), per_step = (lines + steps - 1) / steps;
+            ptrdiff_t line = 0;
             for (ptrdiff_t t = 0; t < q.tiles; t++)
-                for (ptrdiff_t kb = kb0; kb < kb1; kb++)
-                    F(ukr_direct)(g->C, g->kh, g->kw, q.plane, Wp, wp + kb * q.R * FMR, xpad + t * DNR,
+                for (ptrdiff_t kb = kb0; kb < kb1; kb++) {
+                    for (ptrdiff_t e = line + per_step; line < e && line < lines; line++)
+                        __builtin_prefetch(next + 64 * line, 0, 1);
+                    F(ukr_direct)(g->C, q.taps, toff, q.cstride, wp + kb * q.R * FMR, xpad + t * DNR,
                                   flat + kb * FMR * q.ldo + t * DNR, q.ldo);
+                }
             for (ptrdiff_t k = kb0 * FMR; k < kb1 * FMR && k < g->K; k++)
-                F(direct_store)(g, Wp, flat + k * q.ldo, bias ? bias[k] : 0.0f, y + (n * g->K + k) * P);
+                F(direct_store)(g, q.Wq, flat + k * q.ldo, bias ? bias[k] : 0.0f, y + (n * g->K + k) * P);
         }
     }
 }
