@@ -207,3 +207,24 @@ def test_direct_forward_with_unequal_strides(each_isa, case):
     b = rng.standard_normal(k).astype(np.float32)
     y_ref = ref.conv2d_forward(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), stride, padding)
     assert _bound_ok(fastconv.conv2d_forward(x, wt, b, stride, padding), y_ref, np.float32) <= 1
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_nan_and_inf_in_the_direct_kernels(each_isa, stride):
+    """The direct forward computes wrapped columns it then drops, and the direct weight gradient reads the padded
+    image: neither may spread a NaN or Inf to outputs the reference keeps finite."""
+    rng = np.random.default_rng(7 + stride)
+    x = rng.standard_normal((3, 8, 28, 28)).astype(np.float32)
+    x[0, 2, 5, 27] = np.nan                 # last column: next to the wrapped positions
+    x[1, 0, 27, 0] = np.inf                 # first column of the last row
+    wt = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    algorithms = fastconv.conv_algorithm(x.shape, wt.shape, stride, 1)
+    assert algorithms["forward"] == "direct" and algorithms["dw"] == "direct", algorithms
+    x64, w64 = x.astype(np.float64), wt.astype(np.float64)
+    y = fastconv.conv2d_forward(x, wt, None, stride, 1)
+    y_ref = ref.conv2d_forward(x64, w64, None, stride, 1)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    _, dw, _ = fastconv.conv2d_backward(dy, x, wt, stride, 1, need_dx=False)
+    _, dw_ref, _ = ref.conv2d_backward(dy.astype(np.float64), x64, w64, stride, 1)
+    for got, want in ((y, y_ref), (dw, dw_ref)):
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
