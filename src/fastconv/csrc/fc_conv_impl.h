@@ -602,7 +602,7 @@ static void F(direct)(const fc_geom *g, int transposed, const float *x, const fl
 typedef struct {
     ptrdiff_t N, C, K, H, W, ph, pw, OH, OW, th, tw, Hq, Wq, Nv, T, kblocks;
     ptrdiff_t tc, chunks, kb_per_group, kgroups, tasks;     /* forward: tile chunks x groups of channels */
-    size_t xt_bytes, u_bytes, v_bytes, m_bytes;             /* v, m: per thread */
+    size_t xt_bytes, u_bytes, vs_bytes, v_bytes, m_bytes;   /* vs: shared V (or 0); v, m: per thread */
 } F(wino_plan);
 
 static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads)
@@ -625,10 +625,12 @@ static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads)
     if (q.tc > (q.T + FNR - 1) / FNR * FNR)
         q.tc = (q.T + FNR - 1) / FNR * FNR;
     q.chunks = (q.T + q.tc - 1) / q.tc;
-    /* few chunks (small batch or planes): split the output channels too; each group transforms its chunk */
+    /* few chunks (small batch or planes): split the output channels too, into groups small enough to balance the
+     * threads (16 tasks per thread); the chunks' input transforms are then made once, into a shared V, before
+     * the groups read them */
     q.kgroups = 1;
     if (q.chunks < 4 * (ptrdiff_t)threads) {
-        q.kgroups = (4 * threads + q.chunks - 1) / q.chunks;
+        q.kgroups = (16 * threads + q.chunks - 1) / q.chunks;
         q.kgroups = q.kgroups > q.kblocks ? q.kblocks : q.kgroups;
     }
     q.kb_per_group = (q.kblocks + q.kgroups - 1) / q.kgroups;
@@ -636,7 +638,8 @@ static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads)
     q.tasks = q.chunks * q.kgroups;
     q.xt_bytes = align_up(sizeof(float) * q.C * q.Hq * q.Wq * q.Nv);
     q.u_bytes = align_up(sizeof(float) * 36 * q.kblocks * FMR * q.C);
-    q.v_bytes = align_up(sizeof(float) * 36 * q.C * q.tc);
+    q.vs_bytes = q.kgroups > 1 ? align_up(sizeof(float) * 36 * q.C * q.tc * q.chunks) : 0;
+    q.v_bytes = q.kgroups > 1 ? 0 : align_up(sizeof(float) * 36 * q.C * q.tc);
     q.m_bytes = align_up(sizeof(float) * 36 * q.kb_per_group * FMR * q.tc);
     return q;
 }
@@ -644,7 +647,7 @@ static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads)
 static size_t F(winograd_workspace)(const fc_geom *g, int threads)
 {
     F(wino_plan) q = F(plan_winograd)(g, threads);
-    return q.xt_bytes + q.u_bytes + (q.v_bytes + q.m_bytes) * (size_t)threads + FC_ALIGN;
+    return q.xt_bytes + q.u_bytes + q.vs_bytes + (q.v_bytes + q.m_bytes) * (size_t)threads + FC_ALIGN;
 }
 
 /* out = B^T in (6 values): the input transform along one axis. */
@@ -778,6 +781,17 @@ static FC_TGT void F(wino_out_vec)(const F(wino_plan) *q, const float *src, ptrd
     }
 }
 
+/* Vc[pt][c][t - t0] (rows of tc, points C*tc apart) = the transformed input tiles t0 .. t0 + nt of channel c. */
+static FC_TGT void F(wino_input_chunk)(const F(wino_plan) *q, const float *restrict xt, ptrdiff_t c, ptrdiff_t t0,
+                                       ptrdiff_t nt, float *restrict Vc)
+{
+    for (ptrdiff_t t = t0; t < t0 + nt; t += VLEN) {
+        const ptrdiff_t pos = t / q->Nv, ti = pos / q->tw, tj = pos % q->tw;
+        F(wino_in_vec)(xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv + t % q->Nv, q->Wq * q->Nv, q->Nv,
+                       Vc + c * q->tc + (t - t0), q->C * q->tc);
+    }
+}
+
 static void F(winograd)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
                         float *y, void *workspace, int threads)
 {
@@ -785,28 +799,34 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
     char *ws = align_ptr(workspace);
     float *xt = (float *)ws;
     float *U = (float *)(ws + q.xt_bytes);
-    char *thread_ws = ws + q.xt_bytes + q.u_bytes;
+    float *Vs = (float *)(ws + q.xt_bytes + q.u_bytes);
+    char *thread_ws = ws + q.xt_bytes + q.u_bytes + q.vs_bytes;
     const ptrdiff_t Mrows = q.kb_per_group * FMR;
 
     #pragma omp parallel num_threads(threads)
     {
         float tile[FMR * FNR];
-        float *Vc = (float *)(thread_ws + (q.v_bytes + q.m_bytes) * (size_t)fc_thread_num());
-        float *Mc = (float *)((char *)Vc + q.v_bytes);
+        float *mine = (float *)(thread_ws + (q.v_bytes + q.m_bytes) * (size_t)fc_thread_num());
+        float *Mc = (float *)((char *)mine + q.v_bytes);
         winograd_transpose_images(g, q.Hq, q.Wq, q.Nv, x, xt);
         F(wino_weights)(g, transposed, w, U);
+        if (q.vs_bytes) {       /* every chunk's input transform once, shared by its channel groups */
+            #pragma omp for schedule(static)
+            for (ptrdiff_t unit = 0; unit < q.chunks * q.C; unit++) {
+                const ptrdiff_t chunk = unit / q.C, t0 = chunk * q.tc, nt = q.T - t0 < q.tc ? q.T - t0 : q.tc;
+                F(wino_input_chunk)(&q, xt, unit % q.C, t0, nt, Vs + chunk * 36 * q.C * q.tc);
+            }
+        }
         #pragma omp for schedule(dynamic)
         for (ptrdiff_t task = 0; task < q.tasks; task++) {
-            const ptrdiff_t t0 = task / q.kgroups * q.tc, nt = q.T - t0 < q.tc ? q.T - t0 : q.tc;
+            const ptrdiff_t chunk = task / q.kgroups, t0 = chunk * q.tc, nt = q.T - t0 < q.tc ? q.T - t0 : q.tc;
             const ptrdiff_t kb0 = task % q.kgroups * q.kb_per_group;
             const ptrdiff_t kb1 = kb0 + q.kb_per_group < q.kblocks ? kb0 + q.kb_per_group : q.kblocks;
             const ptrdiff_t panels = (nt + FNR - 1) / FNR;
-            for (ptrdiff_t c = 0; c < q.C; c++)
-                for (ptrdiff_t t = t0; t < t0 + nt; t += VLEN) {
-                    const ptrdiff_t pos = t / q.Nv, ti = pos / q.tw, tj = pos % q.tw;
-                    F(wino_in_vec)(xt + ((c * q.Hq + 4 * ti) * q.Wq + 4 * tj) * q.Nv + t % q.Nv, q.Wq * q.Nv, q.Nv,
-                                   Vc + c * q.tc + (t - t0), q.C * q.tc);
-                }
+            float *Vc = q.vs_bytes ? Vs + chunk * 36 * q.C * q.tc : mine;
+            if (!q.vs_bytes)
+                for (ptrdiff_t c = 0; c < q.C; c++)
+                    F(wino_input_chunk)(&q, xt, c, t0, nt, Vc);
             for (ptrdiff_t pt = 0; pt < 36; pt++)
                 for (ptrdiff_t kb = kb0; kb < kb1; kb++)
                     for (ptrdiff_t p = 0; p < panels; p++) {
