@@ -145,6 +145,7 @@ def test_nan_and_inf_propagate_like_the_reference(each_isa):
 # (N, C, H, W, K, kernel, stride, padding) -> the algorithm of (forward, dx, dw) it must exercise
 ALGORITHM_CASES = [
     ((40, 40, 10, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),
+    ((40, 64, 3, 3, 70, 3, 1, 1), ("winograd", "winograd", None)),    # one chunk of tiles: shared input transforms
     ((40, 72, 16, 15, 72, 3, 1, 1), (None, None, "winograd")),
     ((3, 7, 12, 11, 16, 3, 1, 1), (None, None, "direct")),       # 16 output channels: three input channels a block
     ((40, 5, 13, 9, 40, 3, 1, 0), (None, None, "direct")),       # 40: vector pairs and a single vector
