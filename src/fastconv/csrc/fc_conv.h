@@ -43,9 +43,9 @@ void fc_conv_dw(const fc_geom *g, const float *dy, const float *x, float *dw, fl
 
 /* The algorithms the float32 engine picks for ``g`` with the current ISA: out = {forward, dx, dw}, FC_ALGO_*.
  * gemm: packed implicit GEMM; direct: micro-kernel on the flattened padded planes (phases, for strides above 1)
- * of one image (dw: 3x3 layers, output channels on the vector lanes); winograd: F(4x4,3x3) (dw: F(3x3,4x4)); outer-product / dot-product: the
- * two weight-gradient GEMM forms; im2col-blas: the dx of strided convolutions, by im2col blocks and BLAS in
- * _conv.pyx (not in this engine). */
+ * of one image (dw: 3x3 layers, output channels on the vector lanes); winograd: F(4x4,3x3) (dw: F(3x3,4x4));
+ * outer-product / dot-product: the two weight-gradient GEMM forms; im2col-blas: the dx of strided convolutions,
+ * by im2col blocks and BLAS in _conv.pyx (not in this engine). */
 enum { FC_ALGO_GEMM, FC_ALGO_DIRECT, FC_ALGO_WINOGRAD, FC_ALGO_OUTER, FC_ALGO_DOT, FC_ALGO_IM2COL_BLAS };
 void fc_conv_algorithms(const fc_geom *g, int threads, int out[3]);
 const char *fc_algorithm_name(int algo);

@@ -6,6 +6,9 @@
  *   FMR/FNV forward micro-tile: FMR output channels x FNV vectors (FNR = FNV*VLEN) of output pixels
  *   WMR/WNR weight-gradient micro-tile: WMR output channels x WNR weight columns, each a VLEN-lane vector of
  *           partial sums over pixels
+ *   DNV     direct forward micro-tile: FMR output channels x DNV vectors of flat output positions
+ *   DWD_WIDE direct 3x3 weight gradient: 3 when the ISA has the registers for its wide blocks (three input
+ *           channels of one output-channel vector, or one channel of two vectors: 27 or 18 accumulators), else 1
  * and undefines all of them at its end.
  *
  * Forward (and dx, as the forward convolution of dy with flipped, transposed weights): C = A^T B with
@@ -529,11 +532,10 @@ static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
  * there up to 128 output channels at 75 % of lanes used (28x28 -> 14x14 at stride 2). */
 static int F(use_direct)(const fc_geom *g)
 {
-    const ptrdiff_t Wq = (g->W + 2 * g->pw + g->sw - 1) / g->sw, tiles = (g->OH * Wq + DNR - 1) / DNR;
-    const ptrdiff_t used = 100 * g->OH * g->OW;
+    const ptrdiff_t used = 100 * g->OH * g->OW, lanes = F(plan_direct)(g, 1).ldo;   /* tiles x DNR */
     if (g->sh == 1 && g->sw == 1)
-        return (g->K <= 32 || g->C <= 16) && used >= 85 * tiles * DNR;
-    return g->K <= 128 && used >= 75 * tiles * DNR;
+        return (g->K <= 32 || g->C <= 16) && used >= 85 * lanes;
+    return g->K <= 128 && used >= 75 * lanes;
 }
 
 static size_t F(direct_workspace)(const fc_geom *g, int threads)
@@ -1003,7 +1005,7 @@ static void F(winograd_dw)(const fc_geom *g, const float *dy, const float *x, fl
  * thread timing. */
 typedef struct {
     ptrdiff_t Hp, Wp, plane, P, R, Kp, kvecs, rchunks, tasks;
-    size_t part_bytes, xpad_bytes, dyt_bytes, db_bytes, thread_bytes;
+    size_t part_bytes, xpad_bytes, dyt_bytes, db_at, thread_bytes;   /* db_at: offset of the db part */
 } F(dwd_plan);
 
 static F(dwd_plan) F(plan_dw_direct)(const fc_geom *g, int threads)
@@ -1026,8 +1028,8 @@ static F(dwd_plan) F(plan_dw_direct)(const fc_geom *g, int threads)
     q.part_bytes = align_up(sizeof(float) * q.R * q.Kp);
     q.xpad_bytes = align_up(sizeof(float) * g->C * q.plane);
     q.dyt_bytes = align_up(sizeof(float) * q.P * q.Kp);
-    q.db_bytes = align_up(sizeof(double) * q.Kp);
-    q.thread_bytes = q.part_bytes + q.xpad_bytes + q.dyt_bytes + q.db_bytes;
+    q.db_at = q.part_bytes + q.xpad_bytes + q.dyt_bytes;
+    q.thread_bytes = q.db_at + align_up(sizeof(double) * q.Kp);
     return q;
 }
 
@@ -1102,7 +1104,8 @@ static FC_TGT void F(dwd_transpose)(ptrdiff_t K, ptrdiff_t P, ptrdiff_t Kp, cons
 static FC_TGT void F(dwd_image)(const fc_geom *g, const F(dwd_plan) *q, ptrdiff_t c0, ptrdiff_t c1,
                                 const float *xpad, const float *dyT, float *part)
 {
-#define DWD(KB, DCH) F(dwd_block)(KB, DCH, g->OH, g->OW, g->sh, g->sw, q->Wp, q->plane, xpad + c * q->plane, dyT + kv * VLEN, q->Kp, part + c * 9 * q->Kp + kv * VLEN)
+#define DWD(KB, DCH) F(dwd_block)(KB, DCH, g->OH, g->OW, g->sh, g->sw, q->Wp, q->plane, xpad + c * q->plane, \
+                                  dyT + kv * VLEN, q->Kp, part + c * 9 * q->Kp + kv * VLEN)
     ptrdiff_t c = c0;
     if (q->kvecs == 1 && DWD_WIDE >= 3)
         for (; c + 3 <= c1; c += 3) {
@@ -1111,7 +1114,7 @@ static FC_TGT void F(dwd_image)(const fc_geom *g, const F(dwd_plan) *q, ptrdiff_
         }
     for (; c < c1; c++) {
         ptrdiff_t kv = 0;
-        if (DWD_WIDE >= 2)
+        if (DWD_WIDE >= 3)
             for (; kv + 2 <= q->kvecs; kv += 2)
                 DWD(2, 1);
         for (; kv < q->kvecs; kv++)
@@ -1131,7 +1134,7 @@ static void F(dw_direct)(const fc_geom *g, const float *dy, const float *x, floa
         char *mine = ws + q.thread_bytes * (size_t)fc_thread_num();
         float *part = (float *)mine, *xpad = (float *)(mine + q.part_bytes);
         float *dyT = (float *)(mine + q.part_bytes + q.xpad_bytes);
-        double *dbp = (double *)(mine + q.part_bytes + q.xpad_bytes + q.dyt_bytes);
+        double *dbp = (double *)(mine + q.db_at);
         ptrdiff_t ready = -1;       /* the image now in xpad and dyT */
         memset(part, 0, sizeof(float) * q.R * q.Kp);
         memset(dbp, 0, sizeof(double) * q.Kp);
@@ -1165,8 +1168,7 @@ static void F(dw_direct)(const fc_geom *g, const float *dy, const float *x, floa
             for (ptrdiff_t k = 0; k < g->K; k++) {
                 double s = 0;
                 for (int t = 0; t < T; t++)
-                    s += ((const double *)(ws + q.thread_bytes * (size_t)t + q.part_bytes + q.xpad_bytes +
-                                           q.dyt_bytes))[k];
+                    s += ((const double *)(ws + q.thread_bytes * (size_t)t + q.db_at))[k];
                 db[k] = (float)s;
             }
         }
@@ -1246,7 +1248,10 @@ static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *
 static void F(algorithms)(const fc_geom *g, int threads, int out[2])
 {
     out[0] = F(use_direct)(g) ? FC_ALGO_DIRECT : F(use_winograd)(g) ? FC_ALGO_WINOGRAD : FC_ALGO_GEMM;
-    out[1] = F(use_dw_direct)(g) ? FC_ALGO_DIRECT : F(use_winograd_dw)(g) ? FC_ALGO_WINOGRAD : F(use_dw_outer)(g, threads) ? FC_ALGO_OUTER : FC_ALGO_DOT;
+    out[1] = F(use_dw_direct)(g)           ? FC_ALGO_DIRECT
+             : F(use_winograd_dw)(g)        ? FC_ALGO_WINOGRAD
+             : F(use_dw_outer)(g, threads)  ? FC_ALGO_OUTER
+                                            : FC_ALGO_DOT;
 }
 
 /* ------------------------------------------------------------------------------------------------ FMA peak */
