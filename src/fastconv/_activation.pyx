@@ -5,17 +5,14 @@ the team costs more than the work).
 """
 from cython.parallel cimport prange
 
+from ._slabs cimport bound
+
 ctypedef fused floating:
     float
     double
 
 #: Arrays smaller than this many values run on one thread.
 cdef Py_ssize_t PARALLEL_MIN = 1 << 16
-
-
-cdef inline Py_ssize_t bound(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t i) noexcept nogil:
-    """Start of slab ``i`` of ``parts`` near-equal slabs of ``range(total)``."""
-    return total * i // parts
 
 
 cdef void relu_slab(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:

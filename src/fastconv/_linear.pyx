@@ -7,11 +7,7 @@ Row-major ``C = A @ B`` is computed as the column-major product ``C^T = B^T A^T`
 from cython.parallel cimport prange
 
 from ._blas cimport floating, gemm
-
-
-cdef inline Py_ssize_t bound(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t i) noexcept nogil:
-    """Start of slab ``i`` of ``parts`` near-equal slabs of ``range(total)``."""
-    return total * i // parts
+from ._slabs cimport bound
 
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] w, floating[:, ::1] y, int num_threads):
