@@ -144,7 +144,8 @@ def test_nan_and_inf_propagate_like_the_reference(each_isa):
 # batch of 40: Winograd needs two vectors of images, 32 on AVX-512).
 # (N, C, H, W, K, kernel, stride, padding) -> the algorithm of (forward, dx, dw) it must exercise
 ALGORITHM_CASES = [
-    ((40, 40, 10, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),
+    ((40, 40, 8, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),    # F(4x4, 3x3): 2x3 tiles, the last partial
+    ((40, 40, 10, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),   # F(3x3, 3x3): 4x3 tiles, the last partial
     ((40, 64, 3, 3, 70, 3, 1, 1), ("winograd", "winograd", None)),    # one chunk of tiles: shared input transforms
     ((40, 72, 16, 15, 72, 3, 1, 1), (None, None, "winograd")),
     ((3, 7, 12, 11, 16, 3, 1, 1), (None, None, "direct")),       # 16 output channels: three input channels a block

@@ -596,33 +596,47 @@ static void F(direct)(const fc_geom *g, int transposed, const float *x, const fl
 }
 #undef DNR
 
-/* ------------------------------------------------------------------------------- Winograd F(4x4, 3x3) */
-/* 3x3 stride-1 convolutions (and their dx) as Y = A^T [(G g G^T) . (B^T d B)] A on 6x6 input tiles that step
- * by 4 (Lavin & Gray 2016): 36 multiplies per 4x4 outputs instead of 144. The images are first transposed to
- * (C, Hq, Wq, batch) so that every transform works on vectors of VLEN images with contiguous loads; the 36
- * products are GEMMs (K x C times C x tiles, tiles = tile position x image) on the forward micro-kernel. */
+/* ------------------------------------------------------------------- Winograd F(4x4, 3x3) and F(3x3, 3x3) */
+/* 3x3 stride-1 convolutions (and their dx) as Y = A^T [(G g G^T) . (B^T d B)] A on (m+2)x(m+2) input tiles that
+ * step by m (Lavin & Gray 2016): F(4x4, 3x3) makes 36 multiplies per 4x4 outputs instead of 144, F(3x3, 3x3)
+ * 25 per 3x3 instead of 81; each plane takes the one that multiplies less over its tiles (3x3, 5x5 and 6x6
+ * planes take m = 3: one 4x4 tile would throw 7 of its 16 outputs away on a 3x3 plane). The images are first
+ * transposed to (C, Hq, Wq, batch) so that every transform works on vectors of VLEN images with contiguous
+ * loads; the products are GEMMs (K x C times C x tiles, tiles = tile position x image), one per transform point,
+ * on the forward micro-kernel. */
 typedef struct {
-    ptrdiff_t N, C, K, H, W, ph, pw, OH, OW, th, tw, Hq, Wq, Nv, T, kblocks;
+    ptrdiff_t N, C, K, H, W, ph, pw, OH, OW, m, n, pts, th, tw, Hq, Wq, Nv, T, kblocks;
     ptrdiff_t tc, chunks, kb_per_group, kgroups, tasks;     /* forward: tile chunks x groups of channels */
     size_t xt_bytes, u_bytes, vs_bytes, v_bytes, m_bytes;   /* vs: shared V (or 0); v, m: per thread */
 } F(wino_plan);
 
-static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads)
+/* The output tile (4 or 3) that makes fewer multiplies over the plane; ties go to 4. */
+static ptrdiff_t F(wino_tile)(const fc_geom *g)
+{
+    const ptrdiff_t m4 = (g->OH + 3) / 4 * ((g->OW + 3) / 4) * 36, m3 = (g->OH + 2) / 3 * ((g->OW + 2) / 3) * 25;
+    return m3 < m4 ? 3 : 4;
+}
+
+/* ``m``: the output tile, 4 or 3 (the weight gradient has only m = 4). */
+static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads, ptrdiff_t m)
 {
     F(wino_plan) q;
     q.N = g->N; q.C = g->C; q.K = g->K; q.H = g->H; q.W = g->W; q.ph = g->ph; q.pw = g->pw;
     q.OH = g->OH; q.OW = g->OW;
-    q.th = (q.OH + 3) / 4;
-    q.tw = (q.OW + 3) / 4;
-    q.Hq = 4 * q.th + 2;
-    q.Wq = 4 * q.tw + 2;
+    q.m = m;
+    q.n = m + 2;
+    q.pts = q.n * q.n;
+    q.th = (q.OH + m - 1) / m;
+    q.tw = (q.OW + m - 1) / m;
+    q.Hq = m * q.th + 2;
+    q.Wq = m * q.tw + 2;
     q.Nv = (q.N + VLEN - 1) / VLEN * VLEN;
     q.T = q.th * q.tw * q.Nv;
     q.kblocks = (q.K + FMR - 1) / FMR;
     /* A chunk of tiles is transformed, multiplied and transformed back by one thread: about 0.5 MB of
      * transformed data per chunk (at least one panel), so it stays in the caches (a whole batch of transforms
      * would not; measured: 1.5 MB chunks were 10-15 % slower on 32 -> 32 channels at 14x14). */
-    q.tc = (ptrdiff_t)(512 * 1024 / (sizeof(float) * 36 * (q.C + q.kblocks * FMR))) / FNR * FNR;
+    q.tc = (ptrdiff_t)(512 * 1024 / (sizeof(float) * q.pts * (q.C + q.kblocks * FMR))) / FNR * FNR;
     q.tc = q.tc < FNR ? FNR : q.tc;
     if (q.tc > (q.T + FNR - 1) / FNR * FNR)
         q.tc = (q.T + FNR - 1) / FNR * FNR;
@@ -639,49 +653,89 @@ static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads)
     q.kgroups = (q.kblocks + q.kb_per_group - 1) / q.kb_per_group;
     q.tasks = q.chunks * q.kgroups;
     q.xt_bytes = align_up(sizeof(float) * q.C * q.Hq * q.Wq * q.Nv);
-    q.u_bytes = align_up(sizeof(float) * 36 * q.kblocks * FMR * q.C);
-    q.vs_bytes = q.kgroups > 1 ? align_up(sizeof(float) * 36 * q.C * q.tc * q.chunks) : 0;
-    q.v_bytes = q.kgroups > 1 ? 0 : align_up(sizeof(float) * 36 * q.C * q.tc);
-    q.m_bytes = align_up(sizeof(float) * 36 * q.kb_per_group * FMR * q.tc);
+    q.u_bytes = align_up(sizeof(float) * q.pts * q.kblocks * FMR * q.C);
+    q.vs_bytes = q.kgroups > 1 ? align_up(sizeof(float) * q.pts * q.C * q.tc * q.chunks) : 0;
+    q.v_bytes = q.kgroups > 1 ? 0 : align_up(sizeof(float) * q.pts * q.C * q.tc);
+    q.m_bytes = align_up(sizeof(float) * q.pts * q.kb_per_group * FMR * q.tc);
     return q;
 }
 
 static size_t F(winograd_workspace)(const fc_geom *g, int threads)
 {
-    F(wino_plan) q = F(plan_winograd)(g, threads);
+    F(wino_plan) q = F(plan_winograd)(g, threads, F(wino_tile)(g));
     return q.xt_bytes + q.u_bytes + q.vs_bytes + (q.v_bytes + q.m_bytes) * (size_t)threads + FC_ALIGN;
 }
 
-/* out = B^T in (6 values): the input transform along one axis. */
-static inline FC_TGT void F(wino_bt)(const VF in[6], VF out[6])
+/* The transforms along one axis, for output tile m = 4 (points 0, +-1, +-2, infinity) or m = 3 (0, +-1, 2,
+ * infinity). Always inlined into callers that pass a constant m, so that each is compiled for one tile. */
+#define WINO_INLINE static inline __attribute__((always_inline)) FC_TGT
+
+/* out = B^T in: m + 2 values -> m + 2. */
+WINO_INLINE void F(wino_bt)(int m, const VF *in, VF *out)
 {
-    out[0] = 4 * in[0] - 5 * in[2] + in[4];
-    out[1] = -4 * in[1] - 4 * in[2] + in[3] + in[4];
-    out[2] = 4 * in[1] - 4 * in[2] - in[3] + in[4];
-    out[3] = -2 * in[1] - in[2] + 2 * in[3] + in[4];
-    out[4] = 2 * in[1] - in[2] - 2 * in[3] + in[4];
-    out[5] = 4 * in[1] - 5 * in[3] + in[5];
+    if (m == 4) {
+        out[0] = 4 * in[0] - 5 * in[2] + in[4];
+        out[1] = -4 * in[1] - 4 * in[2] + in[3] + in[4];
+        out[2] = 4 * in[1] - 4 * in[2] - in[3] + in[4];
+        out[3] = -2 * in[1] - in[2] + 2 * in[3] + in[4];
+        out[4] = 2 * in[1] - in[2] - 2 * in[3] + in[4];
+        out[5] = 4 * in[1] - 5 * in[3] + in[5];
+    } else {
+        out[0] = 2 * (in[0] - in[2]) - in[1] + in[3];
+        out[1] = -2 * in[1] - in[2] + in[3];
+        out[2] = 2 * in[1] - 3 * in[2] + in[3];
+        out[3] = in[3] - in[1];
+        out[4] = 2 * (in[1] - in[3]) - in[2] + in[4];
+    }
 }
 
-/* out = A^T in (6 values -> 4): the output transform along one axis. */
-static inline FC_TGT void F(wino_at)(const VF in[6], VF out[4])
+/* out = A^T in: m + 2 values -> m. */
+WINO_INLINE void F(wino_at)(int m, const VF *in, VF *out)
 {
-    const VF s12 = in[1] + in[2], d12 = in[1] - in[2], s34 = in[3] + in[4], d34 = in[3] - in[4];
-    out[0] = in[0] + s12 + s34;
-    out[1] = d12 + 2 * d34;
-    out[2] = s12 + 4 * s34;
-    out[3] = d12 + 8 * d34 + in[5];
+    const VF s12 = in[1] + in[2], d12 = in[1] - in[2];
+    if (m == 4) {
+        const VF s34 = in[3] + in[4], d34 = in[3] - in[4];
+        out[0] = in[0] + s12 + s34;
+        out[1] = d12 + 2 * d34;
+        out[2] = s12 + 4 * s34;
+        out[3] = d12 + 8 * d34 + in[5];
+    } else {
+        out[0] = in[0] + s12 + in[3];
+        out[1] = d12 + 2 * in[3];
+        out[2] = s12 + 4 * in[3] + in[4];
+    }
+}
+
+/* out = G in: 3 filter taps -> m + 2 values. */
+WINO_INLINE void F(wino_g)(int m, const VF *in, VF *out)
+{
+    if (m == 4) {
+        const float q4 = 1.0f / 4, q6 = 1.0f / 6, q12 = 1.0f / 12, q24 = 1.0f / 24;
+        out[0] = in[0] * q4;
+        out[1] = -(in[0] + in[1] + in[2]) * q6;
+        out[2] = -(in[0] - in[1] + in[2]) * q6;
+        out[3] = in[0] * q24 + in[1] * q12 + in[2] * q6;
+        out[4] = in[0] * q24 - in[1] * q12 + in[2] * q6;
+        out[5] = in[2];
+    } else {
+        const float q6 = 1.0f / 6;
+        out[0] = in[0] * 0.5f;
+        out[1] = -(in[0] + in[1] + in[2]) * 0.5f;
+        out[2] = (in[1] - in[0] - in[2]) * q6;
+        out[3] = (in[0] + 2 * in[1] + 4 * in[2]) * q6;
+        out[4] = in[2];
+    }
 }
 
 /* U[pt][kb][c][i] = (G g G^T)[pt] for the 3x3 filter g of output channel kb*FMR + i and input channel c (0 past
  * K); ``transposed`` as in pack_weights. The FMR filters of a block are transformed together, one per vector
  * lane. Work-shared: call inside a parallel region. */
-static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float *w, float *restrict U)
+WINO_INLINE void F(wino_weights_m)(int m, const fc_geom *g, int transposed, const float *w, float *restrict U)
 {
     /* CPV input channels per vector: their FMR-filter groups are adjacent in U, so a vector is one store */
     enum { CPV = VLEN / FMR > 0 ? VLEN / FMR : 1 };
+    const int n = m + 2;
     const ptrdiff_t K = g->K, C = g->C, kblocks = (K + FMR - 1) / FMR, cgroups = (C + CPV - 1) / CPV;
-    const float q4 = 1.0f / 4, q6 = 1.0f / 6, q12 = 1.0f / 12, q24 = 1.0f / 24;
     #pragma omp for schedule(static)
     for (ptrdiff_t job = 0; job < kblocks * cgroups; job++) {
         const ptrdiff_t kb = job / cgroups, c0 = job % cgroups * CPV, nc = C - c0 < CPV ? C - c0 : CPV;
@@ -695,25 +749,18 @@ static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float
             }
         VF f[3][3], t[6][3];
         for (int ab = 0; ab < 9; ab++)
-            f[ab / 3][ab % 3] = *(const VF *)lanes[ab];
-        for (int b = 0; b < 3; b++) {       /* t = G f */
-            t[0][b] = f[0][b] * q4;
-            t[1][b] = -(f[0][b] + f[1][b] + f[2][b]) * q6;
-            t[2][b] = -(f[0][b] - f[1][b] + f[2][b]) * q6;
-            t[3][b] = f[0][b] * q24 + f[1][b] * q12 + f[2][b] * q6;
-            t[4][b] = f[0][b] * q24 - f[1][b] * q12 + f[2][b] * q6;
-            t[5][b] = f[2][b];
+            f[ab % 3][ab / 3] = *(const VF *)lanes[ab];     /* f[column][row] */
+        for (int b = 0; b < 3; b++) {       /* t = G f, column b */
+            VF col[6];
+            F(wino_g)(m, f[b], col);
+            for (int a = 0; a < n; a++)
+                t[a][b] = col[a];
         }
-        for (int a = 0; a < 6; a++) {       /* u = t G^T, row a */
+        for (int a = 0; a < n; a++) {       /* u = t G^T, row a */
             VF u[6];
-            u[0] = t[a][0] * q4;
-            u[1] = -(t[a][0] + t[a][1] + t[a][2]) * q6;
-            u[2] = -(t[a][0] - t[a][1] + t[a][2]) * q6;
-            u[3] = t[a][0] * q24 + t[a][1] * q12 + t[a][2] * q6;
-            u[4] = t[a][0] * q24 - t[a][1] * q12 + t[a][2] * q6;
-            u[5] = t[a][2];
-            for (int b = 0; b < 6; b++) {
-                float *dst = U + (((a * 6 + b) * kblocks + kb) * C + c0) * FMR;
+            F(wino_g)(m, t[a], u);
+            for (int b = 0; b < n; b++) {
+                float *dst = U + (((a * n + b) * kblocks + kb) * C + c0) * FMR;
                 if (nc == CPV)
                     memcpy(dst, &u[b], sizeof(float) * FMR * CPV);     /* a constant size: one store */
                 else
@@ -723,81 +770,124 @@ static FC_TGT void F(wino_weights)(const fc_geom *g, int transposed, const float
     }
 }
 
-/* The 36 transformed values (B^T d B) of the 6x6 input tiles of VLEN images (one per lane) whose top-left
- * corner is ``base`` (input rows ``rowstride`` apart, columns ``colstride`` apart): dst[pt * pt_stride]. */
-static FC_TGT void F(wino_in_vec)(const float *base, ptrdiff_t rowstride, ptrdiff_t colstride, float *dst,
-                                  ptrdiff_t pt_stride)
+static FC_TGT void F(wino_weights)(ptrdiff_t m, const fc_geom *g, int transposed, const float *w, float *restrict U)
 {
+    if (m == 4)
+        F(wino_weights_m)(4, g, transposed, w, U);
+    else
+        F(wino_weights_m)(3, g, transposed, w, U);
+}
+
+/* The (m+2)^2 transformed values (B^T d B) of the (m+2)x(m+2) input tiles of VLEN images (one per lane) whose
+ * top-left corner is ``base`` (input rows ``rowstride`` apart, columns ``colstride`` apart): dst[pt * pt_stride]. */
+WINO_INLINE void F(wino_in_vec)(int m, const float *base, ptrdiff_t rowstride, ptrdiff_t colstride, float *dst,
+                                ptrdiff_t pt_stride)
+{
+    const int n = m + 2;
     VF t[6][6];
-    for (int j = 0; j < 6; j++) {
+    for (int j = 0; j < n; j++) {
         VF col[6], out[6];
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < n; i++)
             col[i] = *(const VF *)(base + i * rowstride + j * colstride);
-        F(wino_bt)(col, out);
-        for (int a = 0; a < 6; a++)
+        F(wino_bt)(m, col, out);
+        for (int a = 0; a < n; a++)
             t[a][j] = out[a];
     }
-    for (int a = 0; a < 6; a++) {
+    for (int a = 0; a < n; a++) {
         VF out[6];
-        F(wino_bt)(t[a], out);
-        for (int b = 0; b < 6; b++)
-            *(VF *)(dst + (a * 6 + b) * pt_stride) = out[b];
+        F(wino_bt)(m, t[a], out);
+        for (int b = 0; b < n; b++)
+            *(VF *)(dst + (a * n + b) * pt_stride) = out[b];
     }
 }
 
-/* V[pt*rows + c][t] (rows of stride ld) for tile t = (ti*tw + tj)*Nv + n, all images, from xt (C, Hq, Wq, Nv). */
+/* V[pt*rows + c][t] (rows of stride ld) for tile t = (ti*tw + tj)*Nv + n, all images, from xt (C, Hq, Wq, Nv);
+ * for the weight gradient (m = 4). */
 static FC_TGT void F(wino_input)(const F(wino_plan) *q, const float *restrict xt, float *restrict V,
                                  ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c, ptrdiff_t ti, ptrdiff_t tj)
 {
     const float *base = xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv;
     const ptrdiff_t tile = (ti * q->tw + tj) * q->Nv;
     for (ptrdiff_t n = 0; n < q->Nv; n += VLEN)
-        F(wino_in_vec)(base + n, q->Wq * q->Nv, q->Nv, V + c * ld + tile + n, rows * ld);
+        F(wino_in_vec)(4, base + n, q->Wq * q->Nv, q->Nv, V + c * ld + tile + n, rows * ld);
 }
 
-/* y[n][k][4ti + i][4tj + j] = (A^T m A)[i][j] + b for the VLEN images n0.. of one tile position (those below N)
- * and the outputs inside the plane; m[pt] = src[pt * pt_stride]. */
-static FC_TGT void F(wino_out_vec)(const F(wino_plan) *q, const float *src, ptrdiff_t pt_stride, float b,
-                                   float *restrict y, ptrdiff_t k, ptrdiff_t n0, ptrdiff_t ti, ptrdiff_t tj)
+/* y[n][k][m*ti + i][m*tj + j] = (A^T s A)[i][j] + b for the VLEN images n0.. of one tile position (those below
+ * N) and the outputs inside the plane; s[pt] = src[pt * pt_stride]. */
+WINO_INLINE void F(wino_out_vec)(int m, const F(wino_plan) *q, const float *src, ptrdiff_t pt_stride, float b,
+                                 float *restrict y, ptrdiff_t k, ptrdiff_t n0, ptrdiff_t ti, ptrdiff_t tj)
 {
+    const int n = m + 2;
     const ptrdiff_t P = q->OH * q->OW;
-    const ptrdiff_t rows = q->OH - 4 * ti < 4 ? q->OH - 4 * ti : 4, cols = q->OW - 4 * tj < 4 ? q->OW - 4 * tj : 4;
+    const ptrdiff_t rows = q->OH - m * ti < m ? q->OH - m * ti : m, cols = q->OW - m * tj < m ? q->OW - m * tj : m;
     VF t[4][6];
-    for (int b6 = 0; b6 < 6; b6++) {
+    for (int bj = 0; bj < n; bj++) {
         VF col[6], out[4];
-        for (int a = 0; a < 6; a++)
-            col[a] = *(const VF *)(src + (a * 6 + b6) * pt_stride);
-        F(wino_at)(col, out);
-        for (int i = 0; i < 4; i++)
-            t[i][b6] = out[i];
+        for (int a = 0; a < n; a++)
+            col[a] = *(const VF *)(src + (a * n + bj) * pt_stride);
+        F(wino_at)(m, col, out);
+        for (int i = 0; i < m; i++)
+            t[i][bj] = out[i];
     }
     const ptrdiff_t lanes = q->N - n0 < VLEN ? q->N - n0 : VLEN;
     for (int i = 0; i < rows; i++) {
         VF out[4];
-        F(wino_at)(t[i], out);
+        F(wino_at)(m, t[i], out);
         for (int j = 0; j < cols; j++) {
-            float *dst = y + ((n0 * q->K + k) * q->OH + 4 * ti + i) * q->OW + 4 * tj + j;
+            float *dst = y + ((n0 * q->K + k) * q->OH + m * ti + i) * q->OW + m * tj + j;
             for (ptrdiff_t l = 0; l < lanes; l++)
                 dst[l * q->K * P] = out[j][l] + b;
         }
     }
 }
 
+/* The output transforms of channels k0 .. k1 for the tiles t0 .. t0 + nt, from Mc[pt][k - k0][t - t0] (rows of
+ * tc, points Mrows*tc apart). */
+WINO_INLINE void F(wino_output_chunk_m)(int m, const F(wino_plan) *q, const float *Mc, ptrdiff_t Mrows,
+                                        const float *bias, float *restrict y, ptrdiff_t k0, ptrdiff_t k1,
+                                        ptrdiff_t t0, ptrdiff_t nt)
+{
+    for (ptrdiff_t k = k0; k < k1; k++)
+        for (ptrdiff_t t = t0; t < t0 + nt; t += VLEN) {
+            const ptrdiff_t pos = t / q->Nv;
+            F(wino_out_vec)(m, q, Mc + (k - k0) * q->tc + (t - t0), Mrows * q->tc, bias ? bias[k] : 0.0f, y, k,
+                            t % q->Nv, pos / q->tw, pos % q->tw);
+        }
+}
+
+static FC_TGT void F(wino_output_chunk)(const F(wino_plan) *q, const float *Mc, ptrdiff_t Mrows, const float *bias,
+                                        float *restrict y, ptrdiff_t k0, ptrdiff_t k1, ptrdiff_t t0, ptrdiff_t nt)
+{
+    if (q->m == 4)
+        F(wino_output_chunk_m)(4, q, Mc, Mrows, bias, y, k0, k1, t0, nt);
+    else
+        F(wino_output_chunk_m)(3, q, Mc, Mrows, bias, y, k0, k1, t0, nt);
+}
+
 /* Vc[pt][c][t - t0] (rows of tc, points C*tc apart) = the transformed input tiles t0 .. t0 + nt of channel c. */
-static FC_TGT void F(wino_input_chunk)(const F(wino_plan) *q, const float *restrict xt, ptrdiff_t c, ptrdiff_t t0,
-                                       ptrdiff_t nt, float *restrict Vc)
+WINO_INLINE void F(wino_input_chunk_m)(int m, const F(wino_plan) *q, const float *restrict xt, ptrdiff_t c,
+                                       ptrdiff_t t0, ptrdiff_t nt, float *restrict Vc)
 {
     for (ptrdiff_t t = t0; t < t0 + nt; t += VLEN) {
         const ptrdiff_t pos = t / q->Nv, ti = pos / q->tw, tj = pos % q->tw;
-        F(wino_in_vec)(xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv + t % q->Nv, q->Wq * q->Nv, q->Nv,
+        F(wino_in_vec)(m, xt + ((c * q->Hq + m * ti) * q->Wq + m * tj) * q->Nv + t % q->Nv, q->Wq * q->Nv, q->Nv,
                        Vc + c * q->tc + (t - t0), q->C * q->tc);
     }
+}
+
+static FC_TGT void F(wino_input_chunk)(const F(wino_plan) *q, const float *restrict xt, ptrdiff_t c, ptrdiff_t t0,
+                                       ptrdiff_t nt, float *restrict Vc)
+{
+    if (q->m == 4)
+        F(wino_input_chunk_m)(4, q, xt, c, t0, nt, Vc);
+    else
+        F(wino_input_chunk_m)(3, q, xt, c, t0, nt, Vc);
 }
 
 static void F(winograd)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
                         float *y, void *workspace, int threads)
 {
-    const F(wino_plan) q = F(plan_winograd)(g, threads);
+    const F(wino_plan) q = F(plan_winograd)(g, threads, F(wino_tile)(g));
     char *ws = align_ptr(workspace);
     float *xt = (float *)ws;
     float *U = (float *)(ws + q.xt_bytes);
@@ -811,12 +901,12 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
         float *mine = (float *)(thread_ws + (q.v_bytes + q.m_bytes) * (size_t)fc_thread_num());
         float *Mc = (float *)((char *)mine + q.v_bytes);
         winograd_transpose_images(g, q.Hq, q.Wq, q.Nv, x, xt);
-        F(wino_weights)(g, transposed, w, U);
+        F(wino_weights)(q.m, g, transposed, w, U);
         if (q.vs_bytes) {       /* every chunk's input transform once, shared by its channel groups */
             #pragma omp for schedule(static)
             for (ptrdiff_t unit = 0; unit < q.chunks * q.C; unit++) {
                 const ptrdiff_t chunk = unit / q.C, t0 = chunk * q.tc, nt = q.T - t0 < q.tc ? q.T - t0 : q.tc;
-                F(wino_input_chunk)(&q, xt, unit % q.C, t0, nt, Vs + chunk * 36 * q.C * q.tc);
+                F(wino_input_chunk)(&q, xt, unit % q.C, t0, nt, Vs + chunk * q.pts * q.C * q.tc);
             }
         }
         #pragma omp for schedule(dynamic)
@@ -825,11 +915,11 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
             const ptrdiff_t kb0 = task % q.kgroups * q.kb_per_group;
             const ptrdiff_t kb1 = kb0 + q.kb_per_group < q.kblocks ? kb0 + q.kb_per_group : q.kblocks;
             const ptrdiff_t panels = (nt + FNR - 1) / FNR;
-            float *Vc = q.vs_bytes ? Vs + chunk * 36 * q.C * q.tc : mine;
+            float *Vc = q.vs_bytes ? Vs + chunk * q.pts * q.C * q.tc : mine;
             if (!q.vs_bytes)
                 for (ptrdiff_t c = 0; c < q.C; c++)
                     F(wino_input_chunk)(&q, xt, c, t0, nt, Vc);
-            for (ptrdiff_t pt = 0; pt < 36; pt++)
+            for (ptrdiff_t pt = 0; pt < q.pts; pt++)
                 for (ptrdiff_t kb = kb0; kb < kb1; kb++)
                     for (ptrdiff_t p = 0; p < panels; p++) {
                         F(ukr_forward)(q.C, U + (pt * q.kblocks + kb) * q.C * FMR, Vc + pt * q.C * q.tc + p * FNR,
@@ -838,12 +928,7 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
                             memcpy(Mc + (pt * Mrows + (kb - kb0) * FMR + i) * q.tc + p * FNR, tile + i * FNR,
                                    sizeof(float) * FNR);
                     }
-            for (ptrdiff_t k = kb0 * FMR; k < kb1 * FMR && k < q.K; k++)
-                for (ptrdiff_t t = t0; t < t0 + nt; t += VLEN) {
-                    const ptrdiff_t pos = t / q.Nv;
-                    F(wino_out_vec)(&q, Mc + (k - kb0 * FMR) * q.tc + (t - t0), Mrows * q.tc, bias ? bias[k] : 0.0f,
-                                    y, k, t % q.Nv, pos / q.tw, pos % q.tw);
-                }
+            F(wino_output_chunk)(&q, Mc, Mrows, bias, y, kb0 * FMR, kb1 * FMR < q.K ? kb1 * FMR : q.K, t0, nt);
         }
     }
 }
@@ -862,7 +947,7 @@ typedef struct {
 static F(winodw_plan) F(plan_winograd_dw)(const fc_geom *g)
 {
     F(winodw_plan) q;
-    q.w = F(plan_winograd)(g, 1);   /* its geometry only */
+    q.w = F(plan_winograd)(g, 1, 4);   /* its geometry only */
     q.Kr = (g->K + WMR - 1) / WMR * WMR;
     q.Cr = (g->C + WNR - 1) / WNR * WNR;
     q.Cv = (g->C + VLEN - 1) / VLEN * VLEN;
@@ -1290,3 +1375,4 @@ static const fc_impl F(impl) = {
 #undef WNR
 #undef DWD_WIDE
 #undef DNV
+#undef WINO_INLINE
