@@ -147,7 +147,8 @@ ALGORITHM_CASES = [
     ((40, 40, 8, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),    # F(4x4, 3x3): 2x3 tiles, the last partial
     ((40, 40, 10, 9, 41, 3, 1, 1), ("winograd", "winograd", None)),   # F(3x3, 3x3): 4x3 tiles, the last partial
     ((40, 64, 3, 3, 70, 3, 1, 1), ("winograd", "winograd", None)),    # one chunk of tiles: shared input transforms
-    ((40, 72, 16, 15, 72, 3, 1, 1), (None, None, "winograd")),
+    ((40, 72, 16, 15, 72, 3, 1, 1), (None, None, "winograd")),       # F(4x4, 3x3) tiles
+    ((40, 100, 3, 5, 130, 3, 1, 1), (None, None, "winograd")),       # F(3x3, 3x3) tiles
     ((3, 7, 12, 11, 16, 3, 1, 1), (None, None, "direct")),       # 16 output channels: three input channels a block
     ((40, 5, 13, 9, 40, 3, 1, 0), (None, None, "direct")),       # 40: vector pairs and a single vector
     ((33, 9, 12, 13, 64, 3, 2, 1), (None, None, "direct")),      # strided
@@ -182,6 +183,13 @@ def test_every_algorithm_on_every_isa(each_isa, case, expected):
     got = (fastconv.conv2d_forward(x, wt, b, s, p), *fastconv.conv2d_backward(dy, x, wt, s, p))
     for name, g, r in zip(("y", "dx", "dw", "db"), got, refs):
         assert _bound_ok(g, r, np.float32) <= 1, name
+
+
+@pytest.mark.parametrize("plane", [1, 2, 3])
+def test_winograd_only_where_its_tiles_save_products(each_isa, plane):
+    # a 3x3 tile makes 25 products: too many for the 1 or 4 outputs of 1x1 and 2x2 planes, not for 3x3
+    chosen = fastconv.conv_algorithm((64, 64, plane, plane), (64, 64, 3, 3), 1, 1)
+    assert (chosen["forward"] == "winograd") == (plane == 3), chosen
 
 
 def test_conv_algorithm_api():

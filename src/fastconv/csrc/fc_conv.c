@@ -268,6 +268,8 @@ typedef struct {
     int vlen;
 } fc_impl;
 
+enum { WDW_DEPTH = 256 };      /* tiles per micro-kernel call of the Winograd weight gradient */
+
 /* ------------------------------------------------- the three instruction sets (fc_conv_impl.h undefines its parameters) */
 
 #define SFX generic

@@ -801,17 +801,6 @@ WINO_INLINE void F(wino_in_vec)(int m, const float *base, ptrdiff_t rowstride, p
     }
 }
 
-/* V[pt*rows + c][t] (rows of stride ld) for tile t = (ti*tw + tj)*Nv + n, all images, from xt (C, Hq, Wq, Nv);
- * for the weight gradient (m = 4). */
-static FC_TGT void F(wino_input)(const F(wino_plan) *q, const float *restrict xt, float *restrict V,
-                                 ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c, ptrdiff_t ti, ptrdiff_t tj)
-{
-    const float *base = xt + ((c * q->Hq + 4 * ti) * q->Wq + 4 * tj) * q->Nv;
-    const ptrdiff_t tile = (ti * q->tw + tj) * q->Nv;
-    for (ptrdiff_t n = 0; n < q->Nv; n += VLEN)
-        F(wino_in_vec)(4, base + n, q->Wq * q->Nv, q->Nv, V + c * ld + tile + n, rows * ld);
-}
-
 /* y[n][k][m*ti + i][m*tj + j] = (A^T s A)[i][j] + b for the VLEN images n0.. of one tile position (those below
  * N) and the outputs inside the plane; s[pt] = src[pt * pt_stride]. */
 WINO_INLINE void F(wino_out_vec)(int m, const F(wino_plan) *q, const float *src, ptrdiff_t pt_stride, float b,
@@ -933,97 +922,165 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
     }
 }
 
-/* Weight gradient of a 3x3 stride-1 convolution by the transposed algorithm F(3x3, 4x4) on the same tiles:
- * dW = G^T [ sum over tiles and images of (A e A^T) . (B^T d B) ] G, where e is a 4x4 tile of dy and d the 6x6
- * input tile under it. Per transform point this is a product that reduces over all T tiles of the batch; both
- * transformed operands are stored with the tiles contiguous, and the dot-product micro-kernel reduces each
- * (WMR x WNR) block over all tiles in one call, so every dW entry is computed by exactly one thread. */
+/* Weight gradient of a 3x3 stride-1 convolution by the transposed algorithm F(3x3, m x m) on the forward's tiles:
+ * dW = G^T [ sum over tiles and images of (A^T e A) . (B^T d B) ] G, where e is an m x m tile of dy and d the
+ * (m+2)x(m+2) input tile under it. Per transform point this is a GEMM that reduces over all T tiles of the
+ * batch, Wt[pt] (K x C) = E[pt] (K x T) V[pt] (T x C), on the forward micro-kernel: the channels sit on the
+ * vector lanes of the transforms (each image is first transposed to (pixels, channels) in the thread's buffer),
+ * so E is stored in FMR-channel blocks with the tiles as the depth, and V with the tiles as rows. Every Wt entry
+ * is computed by one thread, in chunks of tiles summed in order. */
 typedef struct {
-    F(wino_plan) w;
-    ptrdiff_t Kr, Cr, Cv, Hy, Wy;
-    size_t yt_bytes, e_bytes, v_bytes, wt_bytes;
-} F(winodw_plan);
+    ptrdiff_t m, n, pts, th, tw, Hq, Wq, Hy, Wy, T, kblocks, Cp, Kl, cpanels;
+    size_t v_bytes, e_bytes, wt_bytes, thread_bytes;
+} F(wdw_plan);
 
-static F(winodw_plan) F(plan_winograd_dw)(const fc_geom *g)
+static F(wdw_plan) F(plan_winograd_dw)(const fc_geom *g)
 {
-    F(winodw_plan) q;
-    q.w = F(plan_winograd)(g, 1, 4);   /* its geometry only */
-    q.Kr = (g->K + WMR - 1) / WMR * WMR;
-    q.Cr = (g->C + WNR - 1) / WNR * WNR;
-    q.Cv = (g->C + VLEN - 1) / VLEN * VLEN;
-    q.Hy = 4 * q.w.th;
-    q.Wy = 4 * q.w.tw;
-    q.yt_bytes = align_up(sizeof(float) * g->K * q.Hy * q.Wy * q.w.Nv);
-    q.e_bytes = align_up(sizeof(float) * 36 * q.Kr * q.w.T);
-    q.v_bytes = align_up(sizeof(float) * 36 * q.Cr * q.w.T);
-    q.wt_bytes = align_up(sizeof(float) * 36 * g->K * q.Cv);
+    enum { CPV = VLEN / FMR > 0 ? VLEN / FMR : 1 };
+    F(wdw_plan) q;
+    q.m = F(wino_tile)(g);
+    q.n = q.m + 2;
+    q.pts = q.n * q.n;
+    q.th = (g->OH + q.m - 1) / q.m;
+    q.tw = (g->OW + q.m - 1) / q.m;
+    q.Hq = q.m * q.th + 2;
+    q.Wq = q.m * q.tw + 2;
+    q.Hy = q.m * q.th;
+    q.Wy = q.m * q.tw;
+    q.T = g->N * q.th * q.tw;
+    q.kblocks = (g->K + FMR - 1) / FMR;
+    q.Cp = (g->C + VLEN - 1) / VLEN * VLEN;
+    q.Kl = (q.kblocks + CPV - 1) / CPV * CPV * FMR + VLEN;    /* a vector load at every step of CPV blocks */
+    q.cpanels = (q.Cp + FNR - 1) / FNR;
+    q.v_bytes = align_up(sizeof(float) * (q.pts * q.T * q.Cp + FNR));    /* the last panel reads past Cp */
+    q.e_bytes = align_up(sizeof(float) * q.pts * q.kblocks * q.T * FMR);
+    q.wt_bytes = align_up(sizeof(float) * q.pts * g->K * q.Cp);
+    q.thread_bytes = align_up(sizeof(float) * (q.Hq * q.Wq * q.Cp + q.Hy * q.Wy * q.Kl));
     return q;
 }
 
-static size_t F(winograd_dw_workspace)(const fc_geom *g)
+static size_t F(winograd_dw_workspace)(const fc_geom *g, int threads)
 {
-    F(winodw_plan) q = F(plan_winograd_dw)(g);
-    return q.w.xt_bytes + q.yt_bytes + q.e_bytes + q.v_bytes + q.wt_bytes + FC_ALIGN;
+    F(wdw_plan) q = F(plan_winograd_dw)(g);
+    return q.v_bytes + q.e_bytes + q.wt_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
 }
 
-/* E[pt][k][t] = (A e A^T)[pt] of output channel k for the tiles at (ti, tj), all images. */
-static FC_TGT void F(wino_dy)(const F(winodw_plan) *q, const float *restrict yt, float *restrict E,
-                              ptrdiff_t k, ptrdiff_t ti, ptrdiff_t tj)
+/* out = A in (the transpose of the output transform): m values -> m + 2. */
+WINO_INLINE void F(wino_a)(int m, const VF *in, VF *out)
 {
-    const F(wino_plan) *w = &q->w;
-    const ptrdiff_t rowstride = q->Wy * w->Nv;
-    const float *base = yt + ((k * q->Hy + 4 * ti) * q->Wy + 4 * tj) * w->Nv;
-    for (ptrdiff_t n = 0; n < w->Nv; n += VLEN) {
-        VF t[6][4];
-        for (int j = 0; j < 4; j++) {
-            VF e[4];
-            for (int i = 0; i < 4; i++)
-                e[i] = *(const VF *)(base + i * rowstride + j * w->Nv + n);
-            t[0][j] = e[0];
-            t[1][j] = e[0] + e[1] + e[2] + e[3];
-            t[2][j] = e[0] - e[1] + e[2] - e[3];
-            t[3][j] = e[0] + 2 * e[1] + 4 * e[2] + 8 * e[3];
-            t[4][j] = e[0] - 2 * e[1] + 4 * e[2] - 8 * e[3];
-            t[5][j] = e[3];
-        }
-        const ptrdiff_t tile = (ti * w->tw + tj) * w->Nv + n;
-        for (int a = 0; a < 6; a++) {
-            const VF *e = t[a];
-            VF out[6];
-            out[0] = e[0];
-            out[1] = e[0] + e[1] + e[2] + e[3];
-            out[2] = e[0] - e[1] + e[2] - e[3];
-            out[3] = e[0] + 2 * e[1] + 4 * e[2] + 8 * e[3];
-            out[4] = e[0] - 2 * e[1] + 4 * e[2] - 8 * e[3];
-            out[5] = e[3];
-            for (int b = 0; b < 6; b++)
-                *(VF *)(E + ((a * 6 + b) * q->Kr + k) * w->T + tile) = out[b];
-        }
+    if (m == 4) {
+        out[0] = in[0];
+        out[1] = in[0] + in[1] + in[2] + in[3];
+        out[2] = in[0] - in[1] + in[2] - in[3];
+        out[3] = in[0] + 2 * in[1] + 4 * in[2] + 8 * in[3];
+        out[4] = in[0] - 2 * in[1] + 4 * in[2] - 8 * in[3];
+        out[5] = in[3];
+    } else {
+        out[0] = in[0];
+        out[1] = in[0] + in[1] + in[2];
+        out[2] = in[0] - in[1] + in[2];
+        out[3] = in[0] + 2 * in[1] + 4 * in[2];
+        out[4] = in[2];
     }
 }
 
-/* dw[k][c][u][v] = (G^T Wt[.][k][c] G)[u][v] for all c of output channel k. */
-static FC_TGT void F(wino_dw_output)(const F(winodw_plan) *q, const fc_geom *g, const float *restrict Wt,
-                                     float *restrict dw, ptrdiff_t k)
+/* out = G^T in (the transpose of the filter transform): m + 2 values -> 3. */
+WINO_INLINE void F(wino_gt)(int m, const VF *in, VF *out)
 {
-    const float q4 = 1.0f / 4, q6 = 1.0f / 6, q12 = 1.0f / 12, q24 = 1.0f / 24;
+    const float q6 = 1.0f / 6;
+    if (m == 4) {
+        const float q4 = 1.0f / 4, q12 = 1.0f / 12, q24 = 1.0f / 24;
+        out[0] = in[0] * q4 - (in[1] + in[2]) * q6 + (in[3] + in[4]) * q24;
+        out[1] = (in[2] - in[1]) * q6 + (in[3] - in[4]) * q12;
+        out[2] = (in[3] + in[4] - in[1] - in[2]) * q6 + in[5];
+    } else {
+        out[0] = (in[0] - in[1]) * 0.5f + (in[3] - in[2]) * q6;
+        out[1] = in[1] * -0.5f + (in[2] + 2 * in[3]) * q6;
+        out[2] = in[1] * -0.5f + (4 * in[3] - in[2]) * q6 + in[4];
+    }
+}
+
+/* V[pt][t][c] and E[pt][kb][t][i] (channel kb*FMR + i) for the tiles t of image ``img``, through the thread's
+ * buffers xl (Hq, Wq, Cp: the zero-padded image, channels last) and yl (Hy, Wy, Kl: its dy). */
+WINO_INLINE void F(wdw_image_m)(int m, const F(wdw_plan) *q, const fc_geom *g, const float *restrict x,
+                                const float *restrict dy, ptrdiff_t img, float *restrict xl, float *restrict yl,
+                                float *restrict V, float *restrict E)
+{
+    enum { CPV = VLEN / FMR > 0 ? VLEN / FMR : 1 };
+    const int n = m + 2;
+    const ptrdiff_t Cp = q->Cp, Kl = q->Kl, T = q->T;
+    memset(xl, 0, sizeof(float) * q->Hq * q->Wq * Cp);
+    memset(yl, 0, sizeof(float) * q->Hy * q->Wy * Kl);
+    for (ptrdiff_t c = 0; c < g->C; c++)
+        for (ptrdiff_t h = 0; h < g->H; h++) {
+            const float *src = x + ((img * g->C + c) * g->H + h) * g->W;
+            float *dst = xl + ((h + g->ph) * q->Wq + g->pw) * Cp + c;
+            for (ptrdiff_t w = 0; w < g->W; w++)
+                dst[w * Cp] = src[w];
+        }
+    for (ptrdiff_t k = 0; k < g->K; k++)
+        for (ptrdiff_t h = 0; h < g->OH; h++) {
+            const float *src = dy + ((img * g->K + k) * g->OH + h) * g->OW;
+            float *dst = yl + h * q->Wy * Kl + k;
+            for (ptrdiff_t w = 0; w < g->OW; w++)
+                dst[w * Kl] = src[w];
+        }
+    for (ptrdiff_t ti = 0; ti < q->th; ti++)
+        for (ptrdiff_t tj = 0; tj < q->tw; tj++) {
+            const ptrdiff_t t = (img * q->th + ti) * q->tw + tj;
+            for (ptrdiff_t c0 = 0; c0 < Cp; c0 += VLEN)
+                F(wino_in_vec)(m, xl + (m * ti * q->Wq + m * tj) * Cp + c0, q->Wq * Cp, Cp, V + t * Cp + c0, T * Cp);
+            for (ptrdiff_t kb0 = 0; kb0 < q->kblocks; kb0 += CPV) {
+                const float *base = yl + (m * ti * q->Wy + m * tj) * Kl + kb0 * FMR;
+                VF s[6][4];        /* s = A^T e along the rows, column j */
+                for (int j = 0; j < m; j++) {
+                    VF col[4], out[6];
+                    for (int i = 0; i < m; i++)
+                        col[i] = *(const VF *)(base + (i * q->Wy + j) * Kl);
+                    F(wino_a)(m, col, out);
+                    for (int a = 0; a < n; a++)
+                        s[a][j] = out[a];
+                }
+                for (int a = 0; a < n; a++) {
+                    VF out[6];
+                    F(wino_a)(m, s[a], out);
+                    for (int b = 0; b < n; b++)
+                        for (int v = 0; v < CPV && kb0 + v < q->kblocks; v++)
+                            memcpy(E + (((a * n + b) * q->kblocks + kb0 + v) * T + t) * FMR,
+                                   (const float *)&out[b] + v * FMR, sizeof(float) * FMR);
+                }
+            }
+        }
+}
+
+static FC_TGT void F(wdw_image)(const F(wdw_plan) *q, const fc_geom *g, const float *x, const float *dy,
+                                ptrdiff_t img, float *xl, float *yl, float *V, float *E)
+{
+    if (q->m == 4)
+        F(wdw_image_m)(4, q, g, x, dy, img, xl, yl, V, E);
+    else
+        F(wdw_image_m)(3, q, g, x, dy, img, xl, yl, V, E);
+}
+
+/* dw[k][c][u][v] = (G^T Wt[.][k][c] G)[u][v] for all c of output channel k. */
+WINO_INLINE void F(wdw_output_m)(int m, const F(wdw_plan) *q, const fc_geom *g, const float *restrict Wt,
+                                 float *restrict dw, ptrdiff_t k)
+{
+    const int n = m + 2;
     for (ptrdiff_t c0 = 0; c0 < g->C; c0 += VLEN) {
         VF t[3][6];
-        for (int b = 0; b < 6; b++) {       /* t = G^T m, column b */
-            VF m[6];
-            for (int a = 0; a < 6; a++)
-                m[a] = *(const VF *)(Wt + ((a * 6 + b) * g->K + k) * q->Cv + c0);
-            t[0][b] = m[0] * q4 - (m[1] + m[2]) * q6 + (m[3] + m[4]) * q24;
-            t[1][b] = (m[2] - m[1]) * q6 + (m[3] - m[4]) * q12;
-            t[2][b] = (m[3] + m[4] - m[1] - m[2]) * q6 + m[5];
+        for (int b = 0; b < n; b++) {       /* t = G^T s, column b */
+            VF s[6], out[3];
+            for (int a = 0; a < n; a++)
+                s[a] = *(const VF *)(Wt + ((a * n + b) * g->K + k) * q->Cp + c0);
+            F(wino_gt)(m, s, out);
+            for (int u = 0; u < 3; u++)
+                t[u][b] = out[u];
         }
         const ptrdiff_t lanes = g->C - c0 < VLEN ? g->C - c0 : VLEN;
         for (int u = 0; u < 3; u++) {       /* (t G)[u][v] */
-            const VF *m = t[u];
             VF out[3];
-            out[0] = m[0] * q4 - (m[1] + m[2]) * q6 + (m[3] + m[4]) * q24;
-            out[1] = (m[2] - m[1]) * q6 + (m[3] - m[4]) * q12;
-            out[2] = (m[3] + m[4] - m[1] - m[2]) * q6 + m[5];
+            F(wino_gt)(m, t[u], out);
             for (int v = 0; v < 3; v++)
                 for (ptrdiff_t l = 0; l < lanes; l++)
                     dw[((k * g->C + c0 + l) * 3 + u) * 3 + v] = out[v][l];
@@ -1031,51 +1088,59 @@ static FC_TGT void F(wino_dw_output)(const F(winodw_plan) *q, const fc_geom *g, 
     }
 }
 
+static FC_TGT void F(wdw_output)(const F(wdw_plan) *q, const fc_geom *g, const float *Wt, float *dw, ptrdiff_t k)
+{
+    if (q->m == 4)
+        F(wdw_output_m)(4, q, g, Wt, dw, k);
+    else
+        F(wdw_output_m)(3, q, g, Wt, dw, k);
+}
+
 static void F(winograd_dw)(const fc_geom *g, const float *dy, const float *x, float *dw, float *db,
                            void *workspace, int threads)
 {
-    const F(winodw_plan) q = F(plan_winograd_dw)(g);
-    const F(wino_plan) *w = &q.w;
+    const F(wdw_plan) q = F(plan_winograd_dw)(g);
     char *ws = align_ptr(workspace);
-    float *xt = (float *)ws;
-    float *yt = (float *)(ws + w->xt_bytes);
-    float *E = (float *)(ws + w->xt_bytes + q.yt_bytes);
-    float *V = (float *)(ws + w->xt_bytes + q.yt_bytes + q.e_bytes);
-    float *Wt = (float *)(ws + w->xt_bytes + q.yt_bytes + q.e_bytes + q.v_bytes);
-    const ptrdiff_t planes = w->th * w->tw, ktiles = q.Kr / WMR, ctiles = q.Cr / WNR;
-    const fc_geom gy = {g->N, g->K, g->OH, g->OW, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    float *V = (float *)ws;
+    float *E = (float *)(ws + q.v_bytes);
+    float *Wt = (float *)(ws + q.v_bytes + q.e_bytes);
+    char *thread_ws = ws + q.v_bytes + q.e_bytes + q.wt_bytes;
 
     #pragma omp parallel num_threads(threads)
     {
-        float acc[WMR * WNR * VLEN];
-        winograd_transpose_images(g, w->Hq, w->Wq, w->Nv, x, xt);
-        winograd_transpose_images(&gy, q.Hy, q.Wy, w->Nv, dy, yt);
+        float tile[FMR * FNR];
+        float *xl = (float *)(thread_ws + q.thread_bytes * (size_t)fc_thread_num());
+        float *yl = xl + q.Hq * q.Wq * q.Cp;
         sum_dy(g, dy, db);
-        #pragma omp for schedule(static)        /* rows past K / C in the last micro-tiles add nothing */
-        for (ptrdiff_t pt = 0; pt < 36; pt++) {
-            memset(E + (pt * q.Kr + g->K) * w->T, 0, sizeof(float) * (q.Kr - g->K) * w->T);
-            memset(V + (pt * q.Cr + g->C) * w->T, 0, sizeof(float) * (q.Cr - g->C) * w->T);
-        }
+        #pragma omp single nowait
+        memset(V + q.pts * q.T * q.Cp, 0, sizeof(float) * FNR);      /* read by the last panel, not used */
         #pragma omp for schedule(dynamic)
-        for (ptrdiff_t unit = 0; unit < (g->C + g->K) * planes; unit++) {
-            const ptrdiff_t ch = unit / planes, ti = unit / w->tw % w->th, tj = unit % w->tw;
-            if (ch < g->C)
-                F(wino_input)(w, xt, V, q.Cr, w->T, ch, ti, tj);
-            else
-                F(wino_dy)(&q, yt, E, ch - g->C, ti, tj);
-        }
+        for (ptrdiff_t img = 0; img < g->N; img++)
+            F(wdw_image)(&q, g, x, dy, img, xl, yl, V, E);
         #pragma omp for schedule(dynamic)
-        for (ptrdiff_t task = 0; task < 36 * ktiles * ctiles; task++) {
-            const ptrdiff_t pt = task / (ktiles * ctiles), kt = task / ctiles % ktiles, ct = task % ctiles;
-            for (int i = 0; i < WMR * WNR * VLEN; i++)
-                acc[i] = 0;
-            F(ukr_dw)(w->T / VLEN, E + (pt * q.Kr + kt * WMR) * w->T, w->T, V + (pt * q.Cr + ct * WNR) * w->T,
-                      w->T, acc);
-            reduce_tile(acc, WMR, WNR, VLEN, kt * WMR, ct * WNR, g->K, q.Cv, Wt + pt * g->K * q.Cv);
+        for (ptrdiff_t task = 0; task < q.pts * q.kblocks; task++) {
+            const ptrdiff_t pt = task / q.kblocks, kb = task % q.kblocks;
+            const ptrdiff_t rows = g->K - kb * FMR < FMR ? g->K - kb * FMR : FMR;
+            for (ptrdiff_t d0 = 0; d0 < q.T; d0 += WDW_DEPTH) {
+                const ptrdiff_t depth = q.T - d0 < WDW_DEPTH ? q.T - d0 : WDW_DEPTH;
+                for (ptrdiff_t p = 0; p < q.cpanels; p++) {
+                    const ptrdiff_t cols = q.Cp - p * FNR < FNR ? q.Cp - p * FNR : FNR;
+                    F(ukr_forward)(depth, E + ((pt * q.kblocks + kb) * q.T + d0) * FMR,
+                                   V + (pt * q.T + d0) * q.Cp + p * FNR, q.Cp, tile);
+                    for (ptrdiff_t i = 0; i < rows; i++) {
+                        float *dst = Wt + (pt * g->K + kb * FMR + i) * q.Cp + p * FNR;
+                        if (d0 == 0)
+                            memcpy(dst, tile + i * FNR, sizeof(float) * cols);
+                        else
+                            for (ptrdiff_t j = 0; j < cols; j++)
+                                dst[j] += tile[i * FNR + j];
+                    }
+                }
+            }
         }
         #pragma omp for schedule(dynamic)
         for (ptrdiff_t k = 0; k < g->K; k++)
-            F(wino_dw_output)(&q, g, Wt, dw, k);
+            F(wdw_output)(&q, g, Wt, dw, k);
     }
 }
 
@@ -1267,12 +1332,17 @@ static int F(use_dw_direct)(const fc_geom *g)
     return g->kh == 3 && g->kw == 3 && (g->K <= 64 || (g->K <= 128 && g->C <= 64));
 }
 
-/* Winograd is chosen for 3x3 stride-1 convolutions with a batch that fills the vectors and enough channels
- * for the transforms to pay off. */
+/* Winograd is chosen for 3x3 stride-1 convolutions with a batch that fills the vectors, enough channels for
+ * the transforms to pay off, and planes on which its tiles make at most half the direct products (not on 1x1
+ * or 2x2 planes, where one 3x3 tile would make 25 products for 1 or 4 outputs: measured 4x and 1.4x slower
+ * than PyTorch there). */
 static int F(use_winograd)(const fc_geom *g)
 {
-    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->N >= 2 * VLEN && g->C >= 16 &&
-           g->K >= 16 && g->ph <= 2 && g->pw <= 2;
+    if (!(g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->N >= 2 * VLEN && g->C >= 16 && g->K >= 16 &&
+          g->ph <= 2 && g->pw <= 2))
+        return 0;
+    const ptrdiff_t m = F(wino_tile)(g), tiles = (g->OH + m - 1) / m * ((g->OW + m - 1) / m);
+    return 2 * tiles * (m + 2) * (m + 2) <= 9 * g->OH * g->OW;
 }
 
 static size_t F(conv_workspace)(const fc_geom *g, int threads)
@@ -1293,13 +1363,12 @@ static void F(conv)(const fc_geom *g, int transposed, const float *x, const floa
         F(forward)(g, transposed, x, w, bias, y, workspace, threads);
 }
 
-/* The transposed Winograd weight gradient needs a long reduction over tiles to amortise its lane reductions
- * (measured: it loses to the outer-product form on 3x3 planes, batch 128, and to the dot form at 16
- * channels). */
+/* The Winograd weight gradient is chosen with the forward's Winograd and 32+ input channels (measured: it beats
+ * the outer-product form from 3x3 planes up, and the dot form on 16x15; the direct form wins where it applies,
+ * up to 64 output channels or 128 on at most 64 input channels). */
 static int F(use_winograd_dw)(const fc_geom *g)
 {
-    const ptrdiff_t tiles = (g->OH + 3) / 4 * ((g->OW + 3) / 4) * ((g->N + VLEN - 1) / VLEN * VLEN);
-    return F(use_winograd)(g) && tiles >= 512 && g->C >= 32;
+    return F(use_winograd)(g) && g->C >= 32;
 }
 
 static size_t F(dw_any_workspace)(const fc_geom *g, int threads)
@@ -1307,7 +1376,7 @@ static size_t F(dw_any_workspace)(const fc_geom *g, int threads)
     if (F(use_dw_direct)(g))
         return F(dw_direct_workspace)(g, threads);
     if (F(use_winograd_dw)(g))
-        return F(winograd_dw_workspace)(g);
+        return F(winograd_dw_workspace)(g, threads);
     if (F(use_dw_outer)(g, threads)) {
         F(dwo_plan) q = F(plan_dw_outer)(g);
         return q.xp_bytes + q.dyp_bytes + q.thread_bytes * (size_t)threads + FC_ALIGN;
