@@ -114,8 +114,9 @@ def conv_algorithm(x_shape, w_shape, stride=1, padding=0, dtype=np.float32):
     float32: ``"gemm"`` (packed implicit GEMM), ``"direct"`` (forward and dx: micro-kernel on the flattened,
     zero-padded planes of one image, split into phases for strides above 1, few channels on wide planes; weight
     gradient: 3x3 layers of up to 128 output channels, which sit on the vector lanes), ``"winograd"``
-    (F(4x4,3x3) for 3x3 stride-1 layers with a batch of at least two vectors; its weight gradient is
-    F(3x3,4x4)), ``"outer-product"`` / ``"dot-product"`` (the two weight-gradient GEMM forms), ``"im2col-blas"``
+    (F(4x4,3x3) or F(3x3,3x3) tiles, whichever multiplies less, for 3x3 stride-1 layers with a batch of at least
+    two vectors, on planes of 3x3 and up; its weight gradient is the transposed algorithm on the same tiles),
+    ``"outer-product"`` / ``"dot-product"`` (the two weight-gradient GEMM forms), ``"im2col-blas"``
     (dx of strided convolutions). float64 always runs ``"im2col-blas"``.
     """
     x_shape = _checks.shape4(x_shape, "x_shape")
