@@ -526,15 +526,15 @@ static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
     return q;
 }
 
-/* Measured: for stride 1, wins over the packed GEMM and Winograd up to 32 output or input channels when at least
- * 85 % of the tiles' lanes are outputs (28x28 planes on every ISA; not 14x14 on AVX-512, where a tile is 48
- * wide). Strided layers have no Winograd, and their packed GEMM gathers every column: the direct kernel wins
+/* Measured: for stride 1, wins over the packed GEMM and Winograd below 32 output channels or up to 16 input
+ * channels when at least 85 % of the tiles' lanes are outputs (28x28 planes on every ISA; not 14x14 on AVX-512,
+ * where a tile is 48 wide; Winograd is 10-20 % faster on 32 -> 32 channels at 28x28, AVX2 and AVX-512). Strided layers have no Winograd, and their packed GEMM gathers every column: the direct kernel wins
  * there up to 128 output channels at 75 % of lanes used (28x28 -> 14x14 at stride 2). */
 static int F(use_direct)(const fc_geom *g)
 {
     const ptrdiff_t used = 100 * g->OH * g->OW, lanes = F(plan_direct)(g, 1).ldo;   /* tiles x DNR */
     if (g->sh == 1 && g->sw == 1)
-        return (g->K <= 32 || g->C <= 16) && used >= 85 * lanes;
+        return (g->K < 32 || g->C <= 16) && used >= 85 * lanes;
     return g->K <= 128 && used >= 75 * lanes;
 }
 
