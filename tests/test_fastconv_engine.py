@@ -77,6 +77,8 @@ LARGE = [
     (5, 100, 3, 3, 512, 3, 1, 1),      # many output channels on a 3x3 plane
     (7, 31, 15, 13, 47, 5, 1, 2),      # 5x5, odd everything
     (3, 19, 23, 23, 37, 3, 2, 1),      # strided (dx from the im2col + BLAS path)
+    (33, 130, 3, 3, 257, 3, 1, 1),     # Winograd F(3x3, 3x3) (with 32+ images), its weight gradient too
+    (34, 67, 13, 11, 130, 3, 1, 1),    # Winograd F(4x4, 3x3) with partial tiles
 ]
 
 
@@ -114,12 +116,13 @@ def test_accuracy_bound_on_large_shapes(each_isa, case, dtype):
             assert ratio <= 1, f"{name} with {threads} threads: error is {ratio:.3g} times the bound"
 
 
-def test_results_do_not_depend_on_thread_timing(each_isa):
+@pytest.mark.parametrize("n,c", [(9, 20), (40, 40)], ids=["gemm", "winograd"])
+def test_results_do_not_depend_on_thread_timing(each_isa, n, c):
     """Repeated calls give bitwise the same results (no partial sums added in thread order)."""
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((9, 20, 11, 11)).astype(np.float32)
-    wt = rng.standard_normal((100, 20, 3, 3)).astype(np.float32)
-    dy = rng.standard_normal((9, 100, 11, 11)).astype(np.float32)
+    x = rng.standard_normal((n, c, 11, 11)).astype(np.float32)
+    wt = rng.standard_normal((100, c, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((n, 100, 11, 11)).astype(np.float32)
     first = fastconv.conv2d_forward(x, wt, None, 1, 1), *fastconv.conv2d_backward(dy, x, wt, 1, 1)
     for _ in range(3):
         again = fastconv.conv2d_forward(x, wt, None, 1, 1), *fastconv.conv2d_backward(dy, x, wt, 1, 1)
