@@ -296,6 +296,24 @@ def test_softmax_is_stable_and_sums_to_one():
     np.testing.assert_allclose(y.sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("cls, grad", [(dl2.Tanh, lambda y: 1 - y * y), (dl2.Sigmoid, lambda y: y * (1 - y))],
+                         ids=["Tanh", "Sigmoid"])
+@pytest.mark.parametrize("backend", ["fastconv", "reference"])
+def test_tanh_and_sigmoid_backward_in_float32(cls, grad, backend):
+    """The kernels' gradient in the layer's dtype, on either backend; none without ``needs_input_grad``."""
+    act = built(cls(), (6, 5, 5), dtype=np.float32)
+    x = randn(4, 6, 5, 5).astype(np.float32)
+    dy = randn(4, 6, 5, 5).astype(np.float32)
+    with dl2.use_backend(backend):
+        y = act.forward(x)
+        dx = act.backward(dy)
+        assert dx.dtype == np.float32
+        np.testing.assert_allclose(dx, dy * grad(y), rtol=1e-6, atol=1e-7)
+        act.needs_input_grad = False
+        act.forward(x)
+        assert act.backward(dy) is None
+
+
 def test_relu_does_not_modify_its_input():
     relu = built(dl2.ReLU(), (4,))
     x = randn(3, 4)

@@ -17,7 +17,7 @@ __all__ = [
     "maxpool2d_forward", "maxpool2d_backward",
     "avgpool2d_forward", "avgpool2d_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
-    "relu_forward", "relu_backward",
+    "relu_forward", "relu_backward", "tanh_backward", "sigmoid_backward",
 ]
 
 
@@ -223,3 +223,13 @@ def relu_forward(x):
 def relu_backward(dy, y):
     """``dx = dy`` where the forward output ``y > 0``, else 0 (the gradient at 0, and at NaN, is 0)."""
     return np.where(y > 0, dy, np.zeros((), dy.dtype))
+
+
+def tanh_backward(dy, y):
+    """Gradient of ``y = tanh(x)`` from its output: ``dx = dy * (1 - y*y)``."""
+    return dy * (1 - y * y)
+
+
+def sigmoid_backward(dy, y):
+    """Gradient of ``y = 1 / (1 + exp(-x))`` from its output: ``dx = dy * y * (1 - y)``."""
+    return dy * y * (1 - y)

@@ -43,25 +43,26 @@ class LeakyReLU(LayerMixin, Module):
 
 
 class Sigmoid(LayerMixin, Module):
-    """``y = 1 / (1 + exp(-x))``, computed without overflow for large ``|x|``; ``dy/dx = y (1 - y)``."""
+    """``y = 1 / (1 + exp(-x))``, computed without overflow for large ``|x|``; ``dy/dx = y (1 - y)`` (on the
+    kernel backend, from the kept output)."""
 
     def forward(self, x):
         self._y = _sigmoid(self._input(x, "any"))
         return self._y
 
     def backward(self, dy):
-        return dy * self._y * (1 - self._y) if self.needs_input_grad else None
+        return get_backend().sigmoid_backward(dy, self._y) if self.needs_input_grad else None
 
 
 class Tanh(LayerMixin, Module):
-    """``y = tanh(x)``; ``dy/dx = 1 - y**2``."""
+    """``y = tanh(x)``; ``dy/dx = 1 - y**2`` (on the kernel backend, from the kept output)."""
 
     def forward(self, x):
         self._y = np.tanh(self._input(x, "any"))
         return self._y
 
     def backward(self, dy):
-        return dy * (1 - self._y * self._y) if self.needs_input_grad else None
+        return get_backend().tanh_backward(dy, self._y) if self.needs_input_grad else None
 
 
 class Swish(LayerMixin, Module):
