@@ -33,10 +33,10 @@ typedef float VF __attribute__((vector_size(VLEN * 4), aligned(4), may_alias));
 
 /* ------------------------------------------------------------------------------------------ micro-kernels */
 
-/* tile[i][0..FNR) = sum_r A[r][i] * B[r][0..FNR) for i < FMR. A is (R, FMR), B is (R, FNR) with rows of
+/* tile[i*ldt + 0..FNR) = sum_r A[r][i] * B[r][0..FNR) for i < FMR. A is (R, FMR), B is (R, FNR) with rows of
  * stride ldb. */
 static FC_TGT void F(ukr_forward)(ptrdiff_t R, const float *restrict A, const float *restrict B, ptrdiff_t ldb,
-                                  float *restrict tile)
+                                  float *restrict tile, ptrdiff_t ldt)
 {
     VF acc[FMR][FNV];
     for (int i = 0; i < FMR; i++)
@@ -54,7 +54,7 @@ static FC_TGT void F(ukr_forward)(ptrdiff_t R, const float *restrict A, const fl
     }
     for (int i = 0; i < FMR; i++)
         for (int v = 0; v < FNV; v++)
-            *(VF *)(tile + i * FNR + v * VLEN) = acc[i][v];
+            *(VF *)(tile + i * ldt + v * VLEN) = acc[i][v];
 }
 
 /* acc[i][j] += sum over s of D[i][s] * Cc[j][s], lane-wise over nvec vectors s; D rows have stride ldd, Cc rows
@@ -205,7 +205,7 @@ static void F(forward)(const fc_geom *g, int transposed, const float *x, const f
             const ptrdiff_t kb1 = kb0 + q.kb_per_chunk < q.kblocks ? kb0 + q.kb_per_chunk : q.kblocks;
             F(pack_cols)(&q.p, xp, segs, nseg, nv, 0, q.R, FNR, panel, FNR, index);
             for (ptrdiff_t kb = kb0; kb < kb1; kb++) {
-                F(ukr_forward)(q.R, wp + kb * q.R * FMR, panel, FNR, tile);
+                F(ukr_forward)(q.R, wp + kb * q.R * FMR, panel, FNR, tile, FNR);
                 store_tile(tile, FNR, kb * FMR, q.K - kb * FMR < FMR ? q.K - kb * FMR : FMR, segs, nseg, q.P,
                            bias, y);
             }
@@ -393,7 +393,7 @@ static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float
                 const int nseg = make_segments(&q.p, q.P, 0, j0, pc, segs);
                 F(pack_cols_t)(&q.p, xp, segs, nseg, r0, q.R, colsT, roff);
                 for (ptrdiff_t kb = 0; kb < q.kblocks; kb++) {
-                    F(ukr_forward)(pc, dyp + (kb * q.NP + j0) * FMR, colsT, FNR, tile);
+                    F(ukr_forward)(pc, dyp + (kb * q.NP + j0) * FMR, colsT, FNR, tile, FNR);
                     add_tile(tile, FNR, kb * FMR, q.K - kb * FMR < FMR ? q.K - kb * FMR : FMR, r0, nr, q.R,
                              j0 == 0, dw);
                 }
@@ -904,7 +904,6 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
 
     #pragma omp parallel num_threads(threads)
     {
-        float tile[FMR * FNR];
         float *mine = (float *)(thread_ws + (q.v_bytes + q.m_bytes) * (size_t)fc_thread_num());
         float *Mc = (float *)((char *)mine + q.v_bytes);
         float *U = grouped ? mine : Ushared;
@@ -937,10 +936,7 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
                     for (ptrdiff_t kb = kb0; kb < kb1; kb++)
                         for (ptrdiff_t p = 0; p < panels; p++) {
                             F(ukr_forward)(q.C, U + (pt * ukb + kb - ub) * q.C * FMR, Vc + pt * q.C * q.tc + p * FNR,
-                                           q.tc, tile);
-                            for (int i = 0; i < FMR; i++)
-                                memcpy(Mc + (pt * Mrows + (kb - kb0) * FMR + i) * q.tc + p * FNR, tile + i * FNR,
-                                       sizeof(float) * FNR);
+                                           q.tc, Mc + (pt * Mrows + (kb - kb0) * FMR) * q.tc + p * FNR, q.tc);
                         }
                 F(wino_output_chunk)(&q, Mc, Mrows, bias, y, kb0 * FMR, kb1 * FMR < q.K ? kb1 * FMR : q.K, t0, nt);
             }
@@ -1160,7 +1156,7 @@ static void F(winograd_dw)(const fc_geom *g, const float *dy, const float *x, fl
                     for (ptrdiff_t p = 0; p < q.cpanels; p++) {
                         const ptrdiff_t cols = q.Cp - p * FNR < FNR ? q.Cp - p * FNR : FNR;
                         F(ukr_forward)(depth, E + ((pt * q.kblocks + kb) * q.T + d0) * FMR,
-                                       V + (pt * q.T + d0) * q.Cp + p * FNR, q.Cp, tile);
+                                       V + (pt * q.T + d0) * q.Cp + p * FNR, q.Cp, tile, FNR);
                         for (ptrdiff_t i = 0; i < rows; i++) {
                             float *dst = Wt + (pt * g->K + kb * FMR + i) * q.Cp + p * FNR;
                             if (img0 == 0 && d0 == 0)
