@@ -795,6 +795,26 @@ static FC_TGT void F(wino_weights)(ptrdiff_t m, const fc_geom *g, int transposed
         F(wino_weights_m)(3, g, transposed, w, U, kb0, kb1, ukb, shared);
 }
 
+/* v[r][c] <- v[c][r] for the VLEN x VLEN block held in v[0 .. VLEN): the off-diagonal blocks of every size b
+ * (VLEN/2 .. 1) swapped, two shuffles per pair of vectors. */
+WINO_INLINE void F(transpose_block)(VF *v)
+{
+    typedef int VI __attribute__((vector_size(VLEN * 4)));
+    for (int b = VLEN / 2; b >= 1; b /= 2) {
+        VI lo, hi;
+        for (int c = 0; c < VLEN; c++) {
+            lo[c] = c & b ? VLEN + c - b : c;
+            hi[c] = c & b ? VLEN + c : c + b;
+        }
+        for (int r = 0; r < VLEN; r++)
+            if (!(r & b)) {
+                const VF a = v[r], d = v[r + b];
+                v[r] = __builtin_shuffle(a, d, lo);
+                v[r + b] = __builtin_shuffle(a, d, hi);
+            }
+    }
+}
+
 /* The (m+2)^2 transformed values (B^T d B) of the (m+2)x(m+2) input tiles of VLEN images (one per lane) whose
  * top-left corner is ``base`` (input rows ``rowstride`` apart, columns ``colstride`` apart): dst[pt * pt_stride]. */
 WINO_INLINE void F(wino_in_vec)(int m, const float *base, ptrdiff_t rowstride, ptrdiff_t colstride, float *dst,
@@ -836,6 +856,28 @@ WINO_INLINE void F(wino_out_vec)(int m, const F(wino_plan) *q, const float *src,
             t[i][bj] = out[i];
     }
     const ptrdiff_t lanes = q->N - n0 < VLEN ? q->N - n0 : VLEN;
+    if (m == 4 && cols == 4) {
+        /* the 16 outputs of the tile as 16 vectors (lanes: images), transposed in blocks of VLEN so that each
+         * image's rows of 4 outputs are contiguous, then stored a row at a time */
+        enum { RPB = VLEN / 4 };    /* tile rows per block */
+        VF pix[16];
+        for (int i = 0; i < 4; i++) {
+            VF out[4];
+            F(wino_at)(m, t[i], out);
+            for (int j = 0; j < 4; j++)
+                pix[i * 4 + j] = out[j] + b;
+        }
+        for (int blk = 0; blk < 16 / VLEN; blk++)
+            F(transpose_block)(pix + blk * VLEN);
+        for (ptrdiff_t l = 0; l < lanes; l++) {
+            float *dst = y + ((n0 + l) * q->K + k) * P + m * ti * q->OW + m * tj;
+            for (int i = 0; i < rows; i++) {
+                const float *row = (const float *)&pix[i / RPB * VLEN + l] + i % RPB * 4;
+                memcpy(dst + i * q->OW, row, sizeof(float) * 4);
+            }
+        }
+        return;
+    }
     for (int i = 0; i < rows; i++) {
         VF out[4];
         F(wino_at)(m, t[i], out);
