@@ -607,7 +607,9 @@ static void F(direct)(const fc_geom *g, int transposed, const float *x, const fl
 typedef struct {
     ptrdiff_t N, C, K, H, W, ph, pw, OH, OW, m, n, pts, th, tw, Hq, Wq, Nv, T, kblocks;
     ptrdiff_t tc, chunks, kb_per_group, kgroups, tasks;     /* forward: tile chunks x groups of channels */
-    size_t xt_bytes, u_bytes, vs_bytes, v_bytes, m_bytes;   /* vs: shared V (or 0); v, m: per thread */
+    /* shared: xt, U (0 with groups of channels) and V (only with groups); per thread: ``own`` (a chunk's V, or
+     * the group's U) and its products M */
+    size_t xt_bytes, u_bytes, vs_bytes, own_bytes, m_bytes;
 } F(wino_plan);
 
 /* The output tile (4 or 3) that makes fewer multiplies over the plane; ties go to 4. */
@@ -652,9 +654,10 @@ static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads, ptrdiff_t m)
     q.kgroups = (q.kblocks + q.kb_per_group - 1) / q.kb_per_group;
     q.tasks = q.kgroups > 1 ? q.kgroups : q.chunks;
     q.xt_bytes = align_up(sizeof(float) * q.C * q.Hq * q.Wq * q.Nv);
-    q.u_bytes = align_up(sizeof(float) * q.pts * (q.kgroups > 1 ? q.kb_per_group : q.kblocks) * FMR * q.C);
+    const size_t group_u = align_up(sizeof(float) * q.pts * q.kb_per_group * FMR * q.C);
+    q.u_bytes = q.kgroups > 1 ? 0 : align_up(sizeof(float) * q.pts * q.kblocks * FMR * q.C);
     q.vs_bytes = q.kgroups > 1 ? align_up(sizeof(float) * q.pts * q.C * q.tc * q.chunks) : 0;
-    q.v_bytes = q.kgroups > 1 ? q.u_bytes : align_up(sizeof(float) * q.pts * q.C * q.tc);
+    q.own_bytes = q.kgroups > 1 ? group_u : align_up(sizeof(float) * q.pts * q.C * q.tc);
     q.m_bytes = align_up(sizeof(float) * q.pts * q.kb_per_group * FMR * q.tc);
     return q;
 }
@@ -662,8 +665,7 @@ static F(wino_plan) F(plan_winograd)(const fc_geom *g, int threads, ptrdiff_t m)
 static size_t F(winograd_workspace)(const fc_geom *g, int threads)
 {
     F(wino_plan) q = F(plan_winograd)(g, threads, F(wino_tile)(g));
-    const size_t shared_u = q.kgroups > 1 ? 0 : q.u_bytes;
-    return q.xt_bytes + shared_u + q.vs_bytes + (q.v_bytes + q.m_bytes) * (size_t)threads + FC_ALIGN;
+    return q.xt_bytes + q.u_bytes + q.vs_bytes + (q.own_bytes + q.m_bytes) * (size_t)threads + FC_ALIGN;
 }
 
 /* The transforms along one axis, for output tile m = 4 (points 0, +-1, +-2, infinity) or m = 3 (0, +-1, 2,
@@ -940,14 +942,14 @@ static void F(winograd)(const fc_geom *g, int transposed, const float *x, const 
     char *ws = align_ptr(workspace);
     float *xt = (float *)ws;
     float *Ushared = (float *)(ws + q.xt_bytes);
-    float *Vs = (float *)(ws + q.xt_bytes + (grouped ? 0 : q.u_bytes));
-    char *thread_ws = ws + q.xt_bytes + (grouped ? 0 : q.u_bytes) + q.vs_bytes;
+    float *Vs = (float *)(ws + q.xt_bytes + q.u_bytes);
+    char *thread_ws = ws + q.xt_bytes + q.u_bytes + q.vs_bytes;
     const ptrdiff_t Mrows = q.kb_per_group * FMR;
 
     #pragma omp parallel num_threads(threads)
     {
-        float *mine = (float *)(thread_ws + (q.v_bytes + q.m_bytes) * (size_t)fc_thread_num());
-        float *Mc = (float *)((char *)mine + q.v_bytes);
+        float *mine = (float *)(thread_ws + (q.own_bytes + q.m_bytes) * (size_t)fc_thread_num());
+        float *Mc = (float *)((char *)mine + q.own_bytes);
         float *U = grouped ? mine : Ushared;
         const ptrdiff_t ukb = grouped ? q.kb_per_group : q.kblocks;
         winograd_transpose_images(g, q.Hq, q.Wq, q.Nv, x, xt);
