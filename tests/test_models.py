@@ -298,6 +298,38 @@ def test_mlp_switches():
         models.MLP(dropout=1.0)
 
 
+@pytest.mark.parametrize("convs_per_stage", [1, 2])
+def test_bn_cnn_relu_after_the_pool_is_the_usual_network(convs_per_stage):
+    """BNConvNet runs each stage's last ReLU after its max pool; outputs and all gradients equal, bit for bit,
+    those of the usual order ``Conv -> BN -> ReLU -> MaxPool`` with the same weights."""
+    from dl2.layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU
+    from dl2.models._common import build
+
+    model = generic_point(models.BNConvNet((1, 12, 12), channels=(4, 6), convs_per_stage=convs_per_stage,
+                                           hidden=5, dtype=F64, seed=0))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:3 * convs_per_stage + 1][-3:] == ["BatchNorm2D", "MaxPool2D", "ReLU"]
+    usual = []
+    for c in (4, 6):
+        for _ in range(convs_per_stage):
+            usual += [Conv2D(c, 3, padding=1, bias=False), BatchNorm2D(), ReLU()]
+        usual.append(MaxPool2D(2))
+    usual += [Flatten(), Linear(5, bias=False), BatchNorm1D(), ReLU(), Dropout(0.3), Linear(10)]
+    usual = build(usual, (1, 12, 12), F64, 0, "usual")
+    usual.load_state_dict(model.state_dict())
+    x, t = tiny_batch(model, n=6), np.arange(6) % 10
+    results = []
+    for net in (model, usual):
+        loss = dl2.SoftmaxCrossEntropy()
+        net.zero_grad()
+        value = loss.forward(net.forward(x), t)
+        net.backward(loss.backward())
+        results.append((value, [p.grad.copy() for p in net.parameters()]))
+    assert results[0][0] == results[1][0]
+    assert all(np.array_equal(g, h) for g, h in zip(results[0][1], results[1][1]))
+    assert any(np.abs(g).max() > 0 for g in results[0][1])
+
+
 def test_small_variants_chosen_from_the_input_size():
     assert models.VGG((1, 28, 28), depth=11).output_shape == (10,)
     assert models.AlexNet((1, 32, 32)).layers[0].kernel_size == (5, 5)

@@ -80,7 +80,9 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
     """A small batch-normalised CNN (registry name ``bn_cnn``), sized for Fashion-MNIST on a 2-core CPU: per stage
     ``[Conv 3x3 pad 1 -> BatchNorm2D -> ReLU] * convs_per_stage -> MaxPool 2``, one stage per entry of
     ``channels`` (32, 64), then ``Linear hidden -> BatchNorm1D -> ReLU -> Dropout -> Linear num_classes``
-    (``hidden=0``: straight to ``Linear num_classes``).
+    (``hidden=0``: straight to ``Linear num_classes``). The stage's last ReLU is placed after its pooling: the
+    max of ReLUs is the ReLU of the max, and the gradients are the same too, so it is the same network, with
+    the ReLU on a quarter of the values.
     Batch normalisation after every convolution and hidden affine layer follows Ioffe & Szegedy, "Batch
     Normalization" (2015); those layers have no bias (the batch norm's shift replaces it). He initialisation.
 
@@ -93,7 +95,7 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
     for c in channels:
         for _ in range(int(convs_per_stage)):
             layers += [Conv2D(scaled(c, width), 3, padding=1, bias=False), BatchNorm2D(), ReLU()]
-        layers.append(MaxPool2D(2))
+        layers[-1:] = [MaxPool2D(2), ReLU()]     # the same function, the ReLU on a quarter of the values
     layers.append(Flatten())
     if hidden:
         layers += [Linear(scaled(hidden, width), bias=False), BatchNorm1D(), ReLU()]
@@ -105,7 +107,8 @@ def BNConvNet(input_shape=(1, 28, 28), num_classes=10, *, channels=(32, 64), con
 
 def SmallCNN(input_shape=(1, 8, 8), num_classes=10, *, channels=(16, 32), width=1.0, dtype=np.float32, seed=None):
     """The default network of ``dl2 train`` (registry name ``cnn``): :func:`BNConvNet` without the hidden affine
-    layer, ``[Conv 3x3 pad 1 -> BatchNorm2D -> ReLU -> MaxPool 2] x 2 (16, 32 channels) -> Linear num_classes``.
+    layer, ``[Conv 3x3 pad 1 -> BatchNorm2D -> ReLU -> MaxPool 2] x 2 (16, 32 channels) -> Linear num_classes``
+    (each ReLU placed after its pooling, as in :func:`BNConvNet`).
     For the 8x8 digits: 6,138 parameters. Works for any image of at least 4x4 pixels (28x28 MNIST too).
     """
     return BNConvNet(input_shape, num_classes, channels=channels, hidden=0, width=width, dtype=dtype, seed=seed)
