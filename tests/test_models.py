@@ -298,25 +298,39 @@ def test_mlp_switches():
         models.MLP(dropout=1.0)
 
 
-@pytest.mark.parametrize("convs_per_stage", [1, 2])
-def test_bn_cnn_relu_after_the_pool_is_the_usual_network(convs_per_stage):
-    """BNConvNet runs each stage's last ReLU after its max pool; outputs and all gradients equal, bit for bit,
-    those of the usual order ``Conv -> BN -> ReLU -> MaxPool`` with the same weights."""
-    from dl2.layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU
-    from dl2.models._common import build
+def _relu_before_pool(model):
+    """The same Sequential with every ``MaxPool2D -> ReLU`` pair in the usual order ``ReLU -> MaxPool2D``, and the
+    same weights (the parameter layers keep their positions)."""
+    from dl2.serialization import from_config, to_config
 
-    model = generic_point(models.BNConvNet((1, 12, 12), channels=(4, 6), convs_per_stage=convs_per_stage,
-                                           hidden=5, dtype=F64, seed=0))
-    kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds[:3 * convs_per_stage + 1][-3:] == ["BatchNorm2D", "MaxPool2D", "ReLU"]
-    usual = []
-    for c in (4, 6):
-        for _ in range(convs_per_stage):
-            usual += [Conv2D(c, 3, padding=1, bias=False), BatchNorm2D(), ReLU()]
-        usual.append(MaxPool2D(2))
-    usual += [Flatten(), Linear(5, bias=False), BatchNorm1D(), ReLU(), Dropout(0.3), Linear(10)]
-    usual = build(usual, (1, 12, 12), F64, 0, "usual")
+    config = to_config(model)
+    layers = config["module"]["args"]["layers"]
+    for i in range(len(layers) - 1):
+        if (layers[i]["class"], layers[i + 1]["class"]) == ("MaxPool2D", "ReLU"):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    usual = from_config(config)
     usual.load_state_dict(model.state_dict())
+    return usual
+
+
+@pytest.mark.parametrize("name, build_model, pools", [
+    ("bn_cnn", lambda: models.BNConvNet((1, 12, 12), channels=(4, 6), hidden=5, dropout=0, dtype=F64, seed=0), 2),
+    ("bn_cnn, 2 convs per stage", lambda: models.BNConvNet((1, 12, 12), channels=(4, 6), convs_per_stage=2,
+                                                           hidden=5, dropout=0, dtype=F64, seed=0), 2),
+    ("vgg-bn", lambda: models.VGG((1, 16, 16), depth=11, batchnorm=True, dropout=0, width=0.0625, dtype=F64,
+                                  seed=0), 3),
+    ("vgg", lambda: models.VGG((1, 16, 16), depth=13, dropout=0, width=0.0625, dtype=F64, seed=0), 3),
+])
+def test_relu_after_the_pool_is_the_usual_network(name, build_model, pools):
+    """BNConvNet and VGG run each stage's last ReLU after its max pool; outputs and all gradients equal, bit for
+    bit, those of the usual order ``... -> ReLU -> MaxPool`` with the same weights (no dropout: the property is
+    the pools')."""
+    model = generic_point(build_model())
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert sum(a == "MaxPool2D" and b == "ReLU" for a, b in zip(kinds, kinds[1:])) == pools
+    usual = _relu_before_pool(model)
+    usual_kinds = [type(layer).__name__ for layer in usual.layers]
+    assert sum(a == "ReLU" and b == "MaxPool2D" for a, b in zip(usual_kinds, usual_kinds[1:])) == pools
     x, t = tiny_batch(model, n=6), np.arange(6) % 10
     results = []
     for net in (model, usual):

@@ -16,7 +16,9 @@ def VGG(input_shape=None, num_classes=10, depth=16, *, small=None, batchnorm=Fal
         dtype=np.float32, seed=None):
     """VGG-``depth`` (11, 13, 16 or 19): stages of 3x3 convolutions (padding 1, each followed by ReLU, or by
     BatchNorm2D and ReLU with ``batchnorm=True`` -- the "VGG-BN" variant, whose convolutions then have no bias)
-    with stage widths 64, 128, 256, 512, 512 times ``width``.
+    with stage widths 64, 128, 256, 512, 512 times ``width``. A stage's last ReLU is placed after its max pool:
+    the max of ReLUs is the ReLU of the max, with the same gradients, so it is the same network, with the ReLU
+    on a quarter of the values.
 
     Full size (``small=False``, default input ``(3, 224, 224)``): a 2x2 max pool after each of the five stages
     (224 -> 7), then ``Linear 4096 -> ReLU -> Dropout -> Linear 4096 -> ReLU -> Dropout -> Linear num_classes``.
@@ -45,7 +47,7 @@ def VGG(input_shape=None, num_classes=10, depth=16, *, small=None, batchnorm=Fal
             else:
                 layers += [Conv2D(scaled(channels, width), 3, padding=1), ReLU()]
         if pool:
-            layers.append(MaxPool2D(2))
+            layers[-1:] = [MaxPool2D(2), ReLU()]   # the same function, the ReLU on a quarter of the values
     layers.append(Flatten())
     for _ in range(1 if small else 2):
         layers += [Linear(scaled(512 if small else 4096, width)), ReLU()]
