@@ -48,6 +48,29 @@ def test_round_trip_bit_identical_predictions(tmp_path):
         assert k == k2 and a.dtype == b.dtype and np.array_equal(a, b)
 
 
+def test_round_trip_keeps_the_normalisation_layers_arguments(tmp_path):
+    """The batch norms' ``__init__`` comes from a mixin; their eps, momentum and affine must survive the file (a
+    different eps would give other outputs silently)."""
+    from dl2.layers import BatchNorm1D, GroupNorm, InstanceNorm2D, LayerNorm
+    model = Sequential(Conv2D(4, 3, padding=1), BatchNorm2D(eps=1e-2, momentum=0.3, affine=False),
+                       GroupNorm(2, eps=1e-3), InstanceNorm2D(eps=1e-2, affine=True), LayerNorm(eps=1e-2),
+                       Flatten(), Linear(5), BatchNorm1D(eps=0.5, momentum=0.7),
+                       input_shape=(1, 8, 8), dtype=np.float64, seed=0)
+    trained_a_little(model)
+    path = tmp_path / "norms.npz"
+    dl2.save(model, path)
+    loaded = dl2.load(path)
+    for a, b in zip(model.layers, loaded.layers):
+        for name in ("eps", "momentum", "affine"):
+            assert getattr(a, name, None) == getattr(b, name, None), (type(a).__name__, name)
+    bn2, bn1 = loaded.layers[1], loaded.layers[7]
+    assert (bn2.eps, bn2.momentum, bn2.affine, bn2.gamma) == (1e-2, 0.3, False, None)
+    assert (bn1.eps, bn1.momentum) == (0.5, 0.7)
+    loaded.eval()
+    x = np.random.default_rng(3).random((4, 1, 8, 8))
+    assert np.array_equal(loaded(x), model(x))
+
+
 def test_round_trip_float64_and_deferred_build(tmp_path):
     model = Sequential(Linear(5), ReLU(), Linear(2), dtype=np.float64, seed=0)
     model.build((3,))

@@ -85,6 +85,7 @@ def _record_init_args(init):
         init(self, *args, **kwargs)
 
     wrapper.__signature__ = signature
+    wrapper._dl2_wrapped = True
     return wrapper
 
 
@@ -129,9 +130,8 @@ class Module:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         MODULES[class_key(cls)] = cls
-        if "__init__" in cls.__dict__:
-            cls.__init__ = _record_init_args(cls.__init__)
-        for name, wrap in (("forward", _record_forward), ("backward", _check_backward)):
+        for name, wrap in (("__init__", _record_init_args), ("forward", _record_forward),
+                           ("backward", _check_backward)):
             method = getattr(cls, name)       # also a method inherited from a mixin such as LayerMixin
             if not getattr(method, "_dl2_wrapped", False):
                 setattr(cls, name, wrap(method))
