@@ -148,6 +148,35 @@ def test_prefetch_changes_nothing_and_resume_is_exact_with_it(digits, tmp_path):
     assert not [th for th in threading.enumerate() if th.name == "dl2-prefetch"]
 
 
+def test_resume_with_augmentation_continues_identically(digits, tmp_path):
+    """The checkpoint holds the augmentation's generators (flip, crop and a plain function composed): a resumed
+    run with augmentation equals the uninterrupted one, bit for bit; without them the augmentation differs."""
+    from dl2.data.augment import Compose, RandomCrop, RandomHorizontalFlip
+
+    def augmentation():
+        return Compose([RandomHorizontalFlip(seed=1), lambda xb: xb * 1.0, RandomCrop(padding=1, seed=2)])
+
+    x, t, xt, tt = digits
+    model_a, trainer_a = _resume_setup(seed_model=0)
+    history_a = trainer_a.fit(x, t, epochs=3, batch_size=32, validation_data=(xt, tt), transform=augmentation())
+    ckpt = tmp_path / "ckpt.npz"
+    model_b, trainer_b = _resume_setup(seed_model=0)
+    trainer_b.fit(x, t, epochs=1, batch_size=32, validation_data=(xt, tt), checkpoint=ckpt, transform=augmentation())
+    assert sorted(n for n in dl2.load_checkpoint(ckpt)["rng_states"] if n.startswith("augment/")) == \
+        ["augment/0", "augment/1"]
+    model_c, trainer_c = _resume_setup(seed_model=99)
+    history_c = trainer_c.fit(x, t, epochs=3, batch_size=32, validation_data=(xt, tt), resume=ckpt,
+                              transform=augmentation())
+    assert same_weights(weights(model_a), weights(model_c))
+    assert without_time(history_a) == without_time(history_c)
+    # the same resume with the augmentation's generators started afresh (what it did before) trains differently
+    model_d, trainer_d = _resume_setup(seed_model=0)
+    with pytest.warns(UserWarning, match="2 augmentation generator"):
+        trainer_d.fit(x, t, epochs=3, batch_size=32, validation_data=(xt, tt), resume=ckpt,
+                      transform=RandomHorizontalFlip(seed=1))
+    assert not same_weights(weights(model_a), weights(model_d))
+
+
 def test_an_error_in_training_stops_the_prefetching_thread(digits):
     import threading
     x, t, _, _ = digits

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -134,17 +135,35 @@ class Trainer:
             extra[f"callback{i}"] = cb.state_dict()
         return extra
 
+    def _augmentation_generators(self):
+        """``{"augment/i": generator}`` of the fit's ``transform`` (see :meth:`dl2.data.augment.Transform.generators`)
+        in one process; under several ranks each rank has its own, and the checkpoint (rank 0's) holds none."""
+        if self.parallel.size > 1 or not hasattr(self._transform, "generators"):
+            return {}
+        return {f"augment/{i}": g for i, g in enumerate(self._transform.generators())}
+
     def _save(self, path, epoch):
         if not self.parallel.is_root:
             return
+        rng_states = {"shuffle": self.rng.bit_generator.state}
+        rng_states.update({name: g.bit_generator.state for name, g in self._augmentation_generators().items()})
         save_checkpoint(path, self.model, self.optimizer, epoch=epoch, history=self.history,
-                        rng_states={"shuffle": self.rng.bit_generator.state}, extra=self._state())
+                        rng_states=rng_states, extra=self._state())
 
     def _resume(self, path):
         ck = load_checkpoint(path, self.model, self.optimizer)
         extra = ck["extra"]
         if "shuffle" in ck["rng_states"]:
             self.rng.bit_generator.state = ck["rng_states"]["shuffle"]
+        saved = {name for name in ck["rng_states"] if name.startswith("augment/")}
+        generators = self._augmentation_generators()
+        if saved and saved == set(generators):
+            for name, g in generators.items():
+                g.bit_generator.state = ck["rng_states"][name]
+        elif saved and self.parallel.size == 1:
+            warnings.warn(f"fit: the checkpoint {os.fspath(path)} holds the state of {len(saved)} augmentation "
+                          f"generator(s) but this transform has {len(generators)}; the augmentation goes on from "
+                          f"the transform's own generators", stacklevel=3)
         if self.scheduler is not None and "scheduler" in extra:
             self.scheduler.load_state_dict(extra["scheduler"])
         if self.ema is not None and "ema" in extra:
@@ -169,7 +188,8 @@ class Trainer:
         gradients) and, for a Sequential, ``act_mean`` / ``act_std`` of each layer's output.
 
         ``checkpoint``: a path written (atomically) after every epoch; ``resume``: a checkpoint path to continue
-        from (weights, optimizer, shuffling and dropout generators, schedule, EMA, callbacks, history).
+        from (weights, optimizer, shuffling and dropout generators, the generators of ``transform`` in one
+        process, schedule, EMA, callbacks, history).
         ``transform``: a batch augmentation ``fn(xb) -> xb``. ``prefetch``: batches gathered and augmented ahead
         in a background thread while the model trains (see :class:`dl2.data.DataLoader`; 0 = none). The batches
         and the checkpoints are the same either way, so it is on by default. Under MPI the thread gathers each
@@ -194,6 +214,7 @@ class Trainer:
             check_writable(checkpoint, "fit: checkpoint")
 
         loader = DataLoader(x, t, batch_size, shuffle=shuffle, transform=transform, prefetch=prefetch)
+        self._transform = transform
         loader.rng = self.rng            # one shuffling stream per trainer, saved in checkpoints
         model = self.model
         self.stop_training = False

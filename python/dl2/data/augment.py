@@ -54,6 +54,11 @@ class Transform:
     def apply(self, x):
         raise NotImplementedError
 
+    def generators(self):
+        """The random generators this transform draws from, in a fixed order (:class:`dl2.Trainer` saves their
+        states in checkpoints, so a resumed run augments as the uninterrupted one would)."""
+        return [self.rng]
+
 
 class RandomCrop(Transform):
     """Zero-pad by ``padding`` pixels on each side, then crop a random window of ``size`` per sample.
@@ -203,3 +208,7 @@ class Compose(Transform):
         for t in self.transforms:
             out = t(out)
         return out.copy() if out is x else out
+
+    def generators(self):
+        """Those of the transforms, in order (a plain function has none)."""
+        return [g for t in self.transforms for g in (t.generators() if isinstance(t, Transform) else [])]
