@@ -144,6 +144,22 @@ def test_trainer_validates_on_the_ema_weights(digits):
     assert dl2.evaluate(model, xv, tv, loss)["loss"] == live  # and the live weights are back
 
 
+def test_trainer_val_loss_with_ema_has_the_penalty_of_the_averaged_weights(digits):
+    """val_loss = data loss + weight-decay penalty, both of the weights evaluated (the EMA's)."""
+    x, t, xv, tv = digits
+    model = small_cnn(0)
+    opt = Momentum(model.parameters(), lr=0.05, weight_decay=0.05)
+    trainer = dl2.Trainer(model, SoftmaxCrossEntropy(), opt, seed=1, progress=False, ema=0.9)
+    history = trainer.fit(x, t, epochs=2, batch_size=32, validation_data=(xv, tv))
+    live_penalty = opt.penalty()
+    with trainer.ema.apply():
+        averaged_penalty = opt.penalty()
+        data_loss = dl2.evaluate(model, xv, tv, SoftmaxCrossEntropy())["loss"]
+    assert abs(averaged_penalty - live_penalty) > 1e-6
+    assert history["val_loss"][-1] == pytest.approx(data_loss + averaged_penalty, rel=1e-12)
+    assert history["loss"][-1] > live_penalty                   # the training loss keeps the live weights' penalty
+
+
 def test_trainer_without_ema_evaluates_the_live_weights(digits):
     x, t, xv, tv = digits
     model, trainer = make_trainer(None)

@@ -180,7 +180,8 @@ class Trainer:
 
         History: per-epoch lists ``loss`` (mean training loss incl. auxiliary heads, plus ``optimizer.penalty()``
         at the end of the epoch),
-        one list per metric, ``val_loss`` (data loss + penalty, comparable with ``loss``) and ``val_<metric>``
+        one list per metric, ``val_loss`` (data loss + penalty, comparable with ``loss``; with an EMA both are
+        those of the averaged weights, which are the ones evaluated) and ``val_<metric>``
         with ``validation_data=(x_val, t_val)``, ``lr`` (the learning rate of the epoch's last step), ``time``
         (seconds of training and validation), and what callbacks add to the epoch's logs (e.g.
         :class:`~dl2.callbacks.EvaluateEachEpoch`). With ``grad_stats``:
@@ -250,7 +251,11 @@ class Trainer:
                 logs["loss"] += penalty
                 if validation_data is not None:
                     val = self.evaluate(xv, tv, batch_size=max(batch_size, 256))
-                    logs["val_loss"] = val.pop("loss") + penalty
+                    if self.ema is not None:            # the penalty of the weights evaluated, the averaged ones
+                        with self.eval_weights():
+                            logs["val_loss"] = val.pop("loss") + self._penalty()
+                    else:
+                        logs["val_loss"] = val.pop("loss") + penalty
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 logs["lr"] = logs.pop("_lr")     # the lr of the epoch's last step
                 if self.scheduler is not None and not self._per_batch_schedule:
