@@ -195,6 +195,16 @@ def test_winograd_only_where_its_tiles_save_products(each_isa, plane):
     assert (chosen["forward"] == "winograd") == (plane == 3), chosen
 
 
+@pytest.mark.parametrize("c, plane, k", [(16, 28, 32), (64, 14, 128), (128, 28, 256), (256, 14, 512)])
+def test_strided_1x1_convolutions_take_blas_for_the_weight_gradient(each_isa, c, plane, k):
+    # the projections of residual networks: a strided gather and one GEMM, faster in BLAS than in the engine
+    chosen = fastconv.conv_algorithm((32, c, plane, plane), (k, c, 1, 1), 2, 0)
+    assert chosen["dw"] == chosen["dx"] == "im2col-blas", chosen
+    assert chosen["forward"] in ("im2col-blas", "direct"), chosen
+    padded = fastconv.conv_algorithm((32, c, plane, plane), (k, c, 1, 1), 2, 1)   # not a plain gather
+    assert padded["dw"] != "im2col-blas" or c < 64, padded
+
+
 def test_conv_algorithm_api():
     assert fastconv.conv_algorithm((2, 3, 8, 8), (4, 3, 3, 3), dtype=np.float64) == \
         {"forward": "im2col-blas", "dx": "im2col-blas", "dw": "im2col-blas"}
