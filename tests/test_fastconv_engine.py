@@ -164,6 +164,8 @@ ALGORITHM_CASES = [
     ((3, 8, 28, 28, 12, 3, 2, 1), ("direct", None, None)),        # strided: on the phases of the padded image
     ((2, 9, 27, 29, 10, 5, 2, 2), ("direct", None, None)),
     ((2, 8, 30, 31, 6, 3, 3, 1), ("direct", None, None)),
+    ((25, 64, 14, 14, 70, 3, 2, 1), ("direct", None, None)),      # strided, small plane: groups of images
+    ((25, 20, 14, 13, 30, 3, 2, 1), ("direct", None, None)),      # (on AVX-512 only with them), the last partial
     ((3, 6, 7, 9, 5, 1, 1, 0), ("im2col-blas", "im2col-blas", "im2col-blas")),
 ]
 

@@ -412,7 +412,9 @@ static void F(dw_outer)(const fc_geom *g, const float *dy, const float *x, float
  * plain vectors per (c, u, v) and needs no packing. Positions with ow >= OW (where a row wraps) are computed
  * and dropped: the tiles run at OW / Wq of the vector width, also on narrow planes where one tile spans rows.
  * A tile is FMR output channels x DNR flat positions (DNV vectors, set per ISA); it is written from the
- * registers into the thread's flat output rows, which are compacted into y once per image. */
+ * registers into the thread's flat output rows, which are compacted into y once per image. Strided layers on
+ * small planes stack the phase planes of G images (G * Hq rows of Wq): the tiles run on from one image's rows
+ * into the next one's, and the few lanes a plane would leave unused in its last tile are not lost per image. */
 #define DNR (DNV * VLEN)
 
 /* out[i * ldo][0..DNR) = sum over (c, t) of A[c*taps + t][i] * src[c*cstride + toff[t] ..][0..DNR). */
@@ -452,10 +454,12 @@ static FC_TGT void F(direct_store)(const fc_geom *g, ptrdiff_t Wq, const float *
             out[oh * g->OW + ow] = flat[oh * Wq + ow] + b;
 }
 
-/* dst (C, sh, sw, Hq, Wq): the image src (C, H, W) zero-padded and split into its sh x sw phases, phase (a, b)
- * of channel c holding the padded pixels (i*sh + a, j*sw + b); zero where that is outside the padded image.
- * (Compiled per ISA: the strided reads of a row vectorise as permutes.) */
-static FC_TGT void F(pad_image_phases)(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t Wq, const float *src, float *dst)
+/* dst (C, sh, sw, [pstride]): the image src (C, H, W) zero-padded and split into its sh x sw phases, the Hq x Wq
+ * plane of phase (a, b) of channel c (at dst + ((c*sh + a)*sw + b) * pstride) holding the padded pixels
+ * (i*sh + a, j*sw + b); zero where that is outside the padded image. (Compiled per ISA: the strided reads of a row
+ * vectorise as permutes.) */
+static FC_TGT void F(pad_image_phases)(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t Wq, ptrdiff_t pstride,
+                                       const float *src, float *dst)
 {
     for (ptrdiff_t a = 0; a < g->sh; a++) {
         /* rows i with 0 <= i*sh + a - ph < H: [i0, i1) */
@@ -468,7 +472,7 @@ static FC_TGT void F(pad_image_phases)(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t
             ptrdiff_t j1 = (g->W + g->pw - b + g->sw - 1) / g->sw;
             j1 = j1 > Wq ? Wq : j1 < j0 ? j0 : j1;
             for (ptrdiff_t c = 0; c < g->C; c++) {
-                float *restrict out = dst + ((c * g->sh + a) * g->sw + b) * Hq * Wq;
+                float *restrict out = dst + ((c * g->sh + a) * g->sw + b) * pstride;
                 memset(out, 0, sizeof(float) * i0 * Wq);
                 memset(out + i1 * Wq, 0, sizeof(float) * (Hq - i1) * Wq);
                 for (ptrdiff_t i = i0; i < i1; i++) {
@@ -491,9 +495,38 @@ static FC_TGT void F(pad_image_phases)(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t
 }
 
 typedef struct {
-    ptrdiff_t Hq, Wq, cstride, R, taps, kblocks, flat, tiles, ldo, kchunks, kb_per_chunk, tasks;
+    ptrdiff_t Hq, Wq, G, groups, pstride, cstride, R, taps, kblocks, flat, tiles, ldo, kchunks, kb_per_chunk, tasks;
     size_t wp_bytes, toff_bytes, xpad_bytes, thread_bytes;
 } F(direct_plan);
+
+/* Flat positions the tiles cover for G stacked images: the last image's OH rows after G - 1 whole planes. */
+static ptrdiff_t F(direct_flat)(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t Wq, ptrdiff_t G)
+{
+    return ((G - 1) * Hq + g->OH) * Wq;
+}
+
+/* Images per task: 1 at stride 1; for strided layers the G <= 8 (at most the batch, and with at least two
+ * groups per thread, the planes of a group within 192 KiB) whose tiles use the most lanes (the smallest G of
+ * those within a point of the best): 64 -> 128 channels at 14x14 -> 7x7 stride 2 go from 51 % to 75 % of the
+ * lanes of AVX-512's 48-wide tiles. */
+static ptrdiff_t F(direct_images)(const fc_geom *g, ptrdiff_t Hq, ptrdiff_t Wq, int threads)
+{
+    if (g->sh == 1 && g->sw == 1)
+        return 1;
+    const size_t image_bytes = sizeof(float) * g->C * g->sh * g->sw * Hq * Wq;
+    ptrdiff_t best = 1, best_used = 0;
+    for (ptrdiff_t G = 1; G <= 8 && G <= g->N; G++) {
+        if (G > 1 && ((size_t)G * image_bytes > (192u << 10) || (g->N + G - 1) / G < 2 * (ptrdiff_t)threads))
+            break;
+        const ptrdiff_t lanes = (F(direct_flat)(g, Hq, Wq, G) + DNR - 1) / DNR * DNR;
+        const ptrdiff_t used = 1000 * G * g->OH * g->OW / lanes;     /* per mille */
+        if (used > best_used + 10) {
+            best = G;
+            best_used = used;
+        }
+    }
+    return best;
+}
 
 static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
 {
@@ -501,25 +534,29 @@ static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
     const ptrdiff_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
     q.Hq = (Hp + g->sh - 1) / g->sh;
     q.Wq = (Wp + g->sw - 1) / g->sw;
-    q.cstride = g->sh * g->sw * q.Hq * q.Wq;
+    q.G = F(direct_images)(g, q.Hq, q.Wq, threads);
+    q.groups = (g->N + q.G - 1) / q.G;
+    q.pstride = q.G * q.Hq * q.Wq;
+    q.cstride = g->sh * g->sw * q.pstride;
     q.taps = g->kh * g->kw;
     q.R = g->C * q.taps;
     q.kblocks = (g->K + FMR - 1) / FMR;
-    q.flat = g->OH * q.Wq;
+    q.flat = F(direct_flat)(g, q.Hq, q.Wq, q.G);
     q.tiles = (q.flat + DNR - 1) / DNR;
     q.ldo = q.tiles * DNR;
-    /* tasks are (image, group of output-channel blocks); split the channels when the batch is small */
+    /* tasks are (group of images, group of output-channel blocks); split the channels when there are few
+     * groups of images */
     q.kchunks = 1;
-    if (g->N < 4 * (ptrdiff_t)threads) {
-        q.kchunks = (4 * threads + g->N - 1) / g->N;
+    if (q.groups < 4 * (ptrdiff_t)threads) {
+        q.kchunks = (4 * threads + q.groups - 1) / q.groups;
         q.kchunks = q.kchunks > q.kblocks ? q.kblocks : q.kchunks;
     }
     q.kb_per_chunk = (q.kblocks + q.kchunks - 1) / q.kchunks;
     q.kchunks = (q.kblocks + q.kb_per_chunk - 1) / q.kb_per_chunk;
-    q.tasks = g->N * q.kchunks;
+    q.tasks = q.groups * q.kchunks;
     q.wp_bytes = align_up(sizeof(float) * q.kblocks * FMR * q.R);
     q.toff_bytes = align_up(sizeof(ptrdiff_t) * q.taps);
-    /* the image's planes (plus room for the reads of the last tile past their end: the wrapped positions of the
+    /* the group's planes (plus room for the reads of the last tile past their end: the wrapped positions of the
      * last row read at most DNR + kw values further) and the outputs on the flat planes, ldo per channel */
     q.xpad_bytes = align_up(sizeof(float) * (g->C * q.cstride + DNR + g->kw));
     q.thread_bytes = q.xpad_bytes + align_up(sizeof(float) * q.kblocks * FMR * q.ldo);
@@ -529,10 +566,12 @@ static F(direct_plan) F(plan_direct)(const fc_geom *g, int threads)
 /* Measured: for stride 1, wins over the packed GEMM and Winograd below 32 output channels or up to 16 input
  * channels when at least 85 % of the tiles' lanes are outputs (28x28 planes on every ISA; not 14x14 on AVX-512,
  * where a tile is 48 wide; Winograd is 10-20 % faster on 32 -> 32 channels at 28x28, AVX2 and AVX-512). Strided layers have no Winograd, and their packed GEMM gathers every column: the direct kernel wins
- * there up to 128 output channels at 75 % of lanes used (28x28 -> 14x14 at stride 2). */
-static int F(use_direct)(const fc_geom *g)
+ * there up to 128 output channels at 75 % of lanes used (28x28 -> 14x14 at stride 2; 14x14 -> 7x7 with groups
+ * of images: 64 -> 128 channels 7.4 -> 6.9 ms, 32 -> 64 2.5 -> 2.2 ms, batch 128, 2 threads, AVX-512). */
+static int F(use_direct)(const fc_geom *g, int threads)
 {
-    const ptrdiff_t used = 100 * g->OH * g->OW, lanes = F(plan_direct)(g, 1).ldo;   /* tiles x DNR */
+    const F(direct_plan) q = F(plan_direct)(g, threads);
+    const ptrdiff_t used = 100 * q.G * g->OH * g->OW, lanes = q.ldo;   /* tiles x DNR */
     if (g->sh == 1 && g->sw == 1)
         return (g->K < 32 || g->C <= 16) && used >= 85 * lanes;
     return g->K <= 128 && used >= 75 * lanes;
@@ -558,39 +597,47 @@ static void F(direct)(const fc_geom *g, int transposed, const float *x, const fl
         char *mine = ws + q.wp_bytes + q.toff_bytes + q.thread_bytes * (size_t)fc_thread_num();
         float *xpad = (float *)mine;
         float *flat = (float *)(mine + q.xpad_bytes);
-        ptrdiff_t padded = -1;       /* the image now in xpad */
+        ptrdiff_t padded = -1;       /* the group of images now in xpad */
         for (ptrdiff_t j = g->C * q.cstride; j < g->C * q.cstride + DNR + g->kw; j++)
             xpad[j] = 0;
         #pragma omp single
         for (ptrdiff_t u = 0; u < g->kh; u++)
             for (ptrdiff_t v = 0; v < g->kw; v++)
-                toff[u * g->kw + v] = ((u % g->sh) * g->sw + v % g->sw) * q.Hq * q.Wq + u / g->sh * q.Wq + v / g->sw;
+                toff[u * g->kw + v] = ((u % g->sh) * g->sw + v % g->sw) * q.pstride + u / g->sh * q.Wq + v / g->sw;
         pack_weights(g, transposed, w, FMR, wp);      /* (its barrier also publishes toff) */
         #pragma omp for schedule(static)
         for (ptrdiff_t task = 0; task < q.tasks; task++) {
-            const ptrdiff_t n = task / q.kchunks, kb0 = task % q.kchunks * q.kb_per_chunk;
+            const ptrdiff_t group = task / q.kchunks, kb0 = task % q.kchunks * q.kb_per_chunk;
             const ptrdiff_t kb1 = kb0 + q.kb_per_chunk < q.kblocks ? kb0 + q.kb_per_chunk : q.kblocks;
-            if (padded != n) {
-                if (g->sh == 1 && g->sw == 1)
-                    pad_image(g, x + n * g->C * g->H * g->W, xpad);
-                else
-                    F(pad_image_phases)(g, q.Hq, q.Wq, x + n * g->C * g->H * g->W, xpad);
-                padded = n;
+            const ptrdiff_t n0 = group * q.G, images = g->N - n0 < q.G ? g->N - n0 : q.G;
+            const ptrdiff_t chw = g->C * g->H * g->W;
+            if (padded != group) {
+                for (ptrdiff_t j = 0; j < images; j++) {
+                    if (g->sh == 1 && g->sw == 1)
+                        pad_image(g, x + (n0 + j) * chw, xpad);       /* (G is 1) */
+                    else
+                        F(pad_image_phases)(g, q.Hq, q.Wq, q.pstride, x + (n0 + j) * chw, xpad + j * q.Hq * q.Wq);
+                }
+                padded = group;
             }
-            /* while this image is computed, bring the next one's input in from memory, spread over the tiles */
-            const char *next = n + 1 < g->N ? (const char *)(x + (n + 1) * g->C * g->H * g->W) : NULL;
-            const ptrdiff_t lines = next ? (ptrdiff_t)(sizeof(float) * g->C * g->H * g->W / 64) : 0;
-            const ptrdiff_t steps = q.tiles * (kb1 - kb0), per_step = (lines + steps - 1) / steps;
+            /* while this group is computed, bring the next one's input in from memory, spread over the tiles */
+            const char *next = n0 + images < g->N ? (const char *)(x + (n0 + images) * chw) : NULL;
+            const ptrdiff_t next_images = next ? (g->N - n0 - images < q.G ? g->N - n0 - images : q.G) : 0;
+            const ptrdiff_t lines = (ptrdiff_t)(sizeof(float) * next_images * chw / 64);
+            const ptrdiff_t tiles = (F(direct_flat)(g, q.Hq, q.Wq, images) + DNR - 1) / DNR;
+            const ptrdiff_t steps = tiles * (kb1 - kb0), per_step = (lines + steps - 1) / steps;
             ptrdiff_t line = 0;
-            for (ptrdiff_t t = 0; t < q.tiles; t++)
+            for (ptrdiff_t t = 0; t < tiles; t++)
                 for (ptrdiff_t kb = kb0; kb < kb1; kb++) {
                     for (ptrdiff_t e = line + per_step; line < e && line < lines; line++)
                         __builtin_prefetch(next + 64 * line, 0, 1);
                     F(ukr_direct)(g->C, q.taps, toff, q.cstride, wp + kb * q.R * FMR, xpad + t * DNR,
                                   flat + kb * FMR * q.ldo + t * DNR, q.ldo);
                 }
-            for (ptrdiff_t k = kb0 * FMR; k < kb1 * FMR && k < g->K; k++)
-                F(direct_store)(g, q.Wq, flat + k * q.ldo, bias ? bias[k] : 0.0f, y + (n * g->K + k) * P);
+            for (ptrdiff_t j = 0; j < images; j++)
+                for (ptrdiff_t k = kb0 * FMR; k < kb1 * FMR && k < g->K; k++)
+                    F(direct_store)(g, q.Wq, flat + k * q.ldo + j * q.Hq * q.Wq, bias ? bias[k] : 0.0f,
+                                    y + ((n0 + j) * g->K + k) * P);
         }
     }
 }
@@ -1422,7 +1469,7 @@ static int F(use_winograd)(const fc_geom *g)
 
 static size_t F(conv_workspace)(const fc_geom *g, int threads)
 {
-    if (F(use_direct)(g))
+    if (F(use_direct)(g, threads))
         return F(direct_workspace)(g, threads);
     return F(use_winograd)(g) ? F(winograd_workspace)(g, threads) : F(forward_workspace)(g, threads);
 }
@@ -1430,7 +1477,7 @@ static size_t F(conv_workspace)(const fc_geom *g, int threads)
 static void F(conv)(const fc_geom *g, int transposed, const float *x, const float *w, const float *bias,
                     float *y, void *workspace, int threads)
 {
-    if (F(use_direct)(g))
+    if (F(use_direct)(g, threads))
         F(direct)(g, transposed, x, w, bias, y, workspace, threads);
     else if (F(use_winograd)(g))
         F(winograd)(g, transposed, x, w, bias, y, workspace, threads);
@@ -1477,7 +1524,7 @@ static void F(dw_any)(const fc_geom *g, const float *dy, const float *x, float *
  * gradient (dx is the forward pass of its own geometry, see fc_conv_algorithms). */
 static void F(algorithms)(const fc_geom *g, int threads, int out[2])
 {
-    out[0] = F(use_direct)(g) ? FC_ALGO_DIRECT : F(use_winograd)(g) ? FC_ALGO_WINOGRAD : FC_ALGO_GEMM;
+    out[0] = F(use_direct)(g, threads) ? FC_ALGO_DIRECT : F(use_winograd)(g) ? FC_ALGO_WINOGRAD : FC_ALGO_GEMM;
     out[1] = F(use_winograd_dw)(g)         ? FC_ALGO_WINOGRAD
              : F(use_dw_direct)(g)          ? FC_ALGO_DIRECT
              : F(use_dw_outer)(g, threads)  ? FC_ALGO_OUTER
