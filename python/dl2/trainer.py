@@ -251,11 +251,11 @@ class Trainer:
                 logs["loss"] += penalty
                 if validation_data is not None:
                     val = self.evaluate(xv, tv, batch_size=max(batch_size, 256))
+                    val_penalty = penalty
                     if self.ema is not None:            # the penalty of the weights evaluated, the averaged ones
                         with self.eval_weights():
-                            logs["val_loss"] = val.pop("loss") + self._penalty()
-                    else:
-                        logs["val_loss"] = val.pop("loss") + penalty
+                            val_penalty = self._penalty()
+                    logs["val_loss"] = val.pop("loss") + val_penalty
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 logs["lr"] = logs.pop("_lr")     # the lr of the epoch's last step
                 if self.scheduler is not None and not self._per_batch_schedule:

@@ -621,8 +621,8 @@ static void F(direct)(const fc_geom *g, int transposed, const float *x, const fl
                 padded = group;
             }
             /* while this group is computed, bring the next one's input in from memory, spread over the tiles */
-            const char *next = n0 + images < g->N ? (const char *)(x + (n0 + images) * chw) : NULL;
-            const ptrdiff_t next_images = next ? (g->N - n0 - images < q.G ? g->N - n0 - images : q.G) : 0;
+            const ptrdiff_t left = g->N - n0 - images, next_images = left < q.G ? left : q.G;
+            const char *next = (const char *)(x + (n0 + images) * chw);     /* read only when next_images > 0 */
             const ptrdiff_t lines = (ptrdiff_t)(sizeof(float) * next_images * chw / 64);
             const ptrdiff_t tiles = (F(direct_flat)(g, q.Hq, q.Wq, images) + DNR - 1) / DNR;
             const ptrdiff_t steps = tiles * (kb1 - kb0), per_step = (lines + steps - 1) / steps;
